@@ -1,0 +1,121 @@
+"""The plan: an OpenAI request plus the server's options become one CLI invocation.
+
+Nothing here starts a process; `Invocation` is a value the shell hands to its runner.
+The argv follows protocol reference §1: stream-json in and out with partial messages, the
+prompt on stdin (never in argv: list-valued options swallow positionals and argv strings
+are capped at 128 KiB), and only options the server's settings chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from .errors import InvalidRequestError
+from .openai_types import ChatCompletionRequest
+from .prompt import build_prompt, user_line
+
+__all__ = ["Invocation", "PlanOptions", "plan_invocation", "resolve_model"]
+
+# `reasoning_effort` values clients send -> the CLI's --effort levels.
+_EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
+           "xhigh": "xhigh", "max": "max"}
+
+
+@attrs.frozen(kw_only=True)
+class Invocation:
+    """Everything needed to start one Claude Code CLI run.
+
+    ``stdin`` is written to the CLI's standard input, which must be a pipe: the CLI ignores
+    stream-json input read from a regular file under 64 KiB (protocol reference §7.1).
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    stdin: bytes
+    cwd: str
+
+
+@attrs.frozen(kw_only=True)
+class PlanOptions:
+    """The server's choices for every run, built by the server from its settings."""
+
+    executable: str
+    cwd: str
+    default_model: str = "sonnet"
+    system_prompt_mode: str = "append"  # "append" | "replace"
+    tools: str = "default"  # "default" = the CLI's own set, "" = none, else "A,B"
+    allowed_tools: tuple[str, ...] = ()
+    permission_mode: str = "default"
+    max_turns: int = 0
+    max_retries: int = 2
+    extra_env: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def resolve_model(request: ChatCompletionRequest, options: PlanOptions) -> str:
+    model = request.model.strip()
+    return options.default_model if model in ("", "default") else model
+
+
+def _check_supported(request: ChatCompletionRequest) -> None:
+    if request.n not in (None, 1):
+        raise InvalidRequestError("Only n=1 is supported", param="n")
+    if request.tools:
+        raise InvalidRequestError(
+            "Client-side function tools are not supported: Claude Code runs its own tools "
+            "on the server",
+            param="tools",
+            code="unsupported_parameter",
+        )
+    if request.reasoning_effort is not None and request.reasoning_effort not in _EFFORT:
+        raise InvalidRequestError(
+            f"reasoning_effort must be one of {', '.join(_EFFORT)}", param="reasoning_effort"
+        )
+
+
+def plan_invocation(
+    request: ChatCompletionRequest,
+    options: PlanOptions,
+    *,
+    inherited_env: Mapping[str, str],
+) -> Invocation:
+    """Build the invocation for one request (pure: same inputs, same plan).
+
+    Raises:
+        InvalidRequestError: the request asks for something the CLI cannot do.
+    """
+    _check_supported(request)
+    prompt = build_prompt(request)
+    argv = [
+        options.executable, "-p",
+        "--input-format", "stream-json",
+        "--output-format", "stream-json",
+        "--verbose", "--include-partial-messages",
+        "--model", resolve_model(request, options),
+        # Only MCP servers the gateway configures, never a workspace's .mcp.json (§8.6).
+        "--strict-mcp-config",
+        # Stateless runs: nothing to resume later, so nothing is written to disk.
+        "--no-session-persistence",
+        "--permission-mode", options.permission_mode,
+    ]
+    if prompt.system is not None:
+        replace = options.system_prompt_mode == "replace"
+        argv += ["--system-prompt" if replace else "--append-system-prompt", prompt.system]
+    if options.tools != "default":
+        argv += ["--tools", options.tools]
+    if options.allowed_tools:
+        argv += ["--allowedTools", *options.allowed_tools]
+    if options.max_turns > 0:
+        argv += ["--max-turns", str(options.max_turns)]
+    if request.reasoning_effort is not None:
+        argv += ["--effort", _EFFORT[request.reasoning_effort]]
+    env = dict(inherited_env)
+    # Without this the CLI phones home and may send extra title requests (reference §10).
+    env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+    # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.
+    env["CLAUDE_CODE_MAX_RETRIES"] = str(options.max_retries)
+    env.update(options.extra_env)
+    return Invocation(
+        argv=tuple(argv), env=env, stdin=user_line(prompt.content), cwd=options.cwd
+    )

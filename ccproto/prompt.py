@@ -1,0 +1,131 @@
+"""OpenAI messages -> what the CLI is given: a system prompt and one stream-json user turn.
+
+Policy (documented in the README):
+
+* ``system`` and ``developer`` messages, wherever they stand, are joined in order with a
+  blank line and become the run's system prompt.
+* The last message must come from the user (or be a tool result); it becomes the turn.
+* Earlier turns of a stateless request are not dropped: they go first in the same user
+  message, as a ``<conversation_history>`` text block that quotes each turn with its
+  role. Claude Code sees them as context, not as its own earlier turns; real
+  continuation of a Claude Code session is the conversations feature's job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from .errors import InvalidRequestError
+from .openai_types import ChatCompletionRequest, ImagePart, Message, OtherPart, TextPart
+
+__all__ = ["Prompt", "build_prompt", "user_line"]
+
+_HISTORY_INTRO = (
+    "The conversation so far, oldest turn first. It is context for the message after it; "
+    "answer that message."
+)
+
+
+@attrs.frozen(kw_only=True)
+class Prompt:
+    system: str | None
+    #: Anthropic content blocks of the single user turn sent on stdin.
+    content: tuple[dict[str, Any], ...]
+
+
+def _text_of(message: Message, index: int) -> str:
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        else:
+            _unsupported(part, index, j)
+    return "\n".join(texts)
+
+
+def _unsupported(part: ImagePart | OtherPart | TextPart, i: int, j: int) -> None:
+    if isinstance(part, ImagePart):
+        raise InvalidRequestError(
+            "Image inputs are not supported by this server yet",
+            param=f"messages[{i}].content[{j}]",
+            code="unsupported_content",
+        )
+    raise InvalidRequestError(
+        f"Content parts of type '{part.type}' are not supported",
+        param=f"messages[{i}].content[{j}].type",
+        code="unsupported_content",
+    )
+
+
+def _quote(message: Message, index: int) -> str:
+    """One earlier turn, as it appears inside the history block."""
+    text = _text_of(message, index)
+    if message.role == "assistant" and message.tool_calls:
+        calls = [
+            f"(called {c.get('function', {}).get('name', '?')} "
+            f"with {c.get('function', {}).get('arguments', '')})"
+            for c in message.tool_calls
+            if isinstance(c, dict)
+        ]
+        text = "\n".join(filter(None, [text, *calls]))
+    label: str = message.role
+    if message.role in ("tool", "function"):
+        label = f"tool result {message.tool_call_id or message.name or ''}".rstrip()
+    return f"[{label}]\n{text}"
+
+
+def build_prompt(request: ChatCompletionRequest) -> Prompt:
+    """Split a request's messages into the system prompt and the user turn.
+
+    Raises:
+        InvalidRequestError: no messages, the last one is not from the user or a tool,
+            or a content part the CLI cannot take.
+    """
+    if not request.messages:
+        raise InvalidRequestError("'messages' must contain at least one message",
+                                  param="messages")
+    system: list[str] = []
+    history: list[str] = []
+    turns = [(i, m) for i, m in enumerate(request.messages)]
+    for i, m in turns:
+        if m.role in ("system", "developer"):
+            text = _text_of(m, i)
+            if text:
+                system.append(text)
+    conversation = [(i, m) for i, m in turns if m.role not in ("system", "developer")]
+    if not conversation:
+        raise InvalidRequestError("'messages' must contain a user message", param="messages")
+    last_index, last = conversation[-1]
+    if last.role not in ("user", "tool", "function"):
+        raise InvalidRequestError(
+            f"The last message must be from the user, not '{last.role}'",
+            param=f"messages[{last_index}].role",
+        )
+    for i, m in conversation[:-1]:
+        history.append(_quote(m, i))
+    blocks: list[dict[str, Any]] = []
+    if history:
+        body = "\n\n".join(history)
+        blocks.append({
+            "type": "text",
+            "text": f"<conversation_history>\n{_HISTORY_INTRO}\n\n{body}\n</conversation_history>",
+        })
+    final = _quote(last, last_index) if last.role != "user" else _text_of(last, last_index)
+    if not final.strip():
+        raise InvalidRequestError("The last message has no text", param=f"messages[{last_index}]")
+    blocks.append({"type": "text", "text": final})
+    return Prompt(system="\n\n".join(system) or None, content=tuple(blocks))
+
+
+def user_line(content: tuple[dict[str, Any], ...]) -> bytes:
+    """One stream-json input line carrying a user turn (reference §6.1)."""
+    message = {"type": "user", "message": {"role": "user", "content": list(content)}}
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

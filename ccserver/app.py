@@ -1,0 +1,186 @@
+"""The raw ASGI application: lifespan, a route table, request ids and the error boundary.
+
+Every route answers with and without the ``/v1`` prefix, and with a trailing slash,
+because clients get base URLs wrong both ways (openai-wire.md §4 item 18).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ccproto import Model, ModelList, ProtocolError, dumps
+
+from .asgi import ClientGone, Receive, Scope, Send, header, send_json
+from .chat import chat_completions
+from .errors import error_payload
+from .gateway import Gateway
+from .settings import Settings
+
+__all__ = ["App", "make_app"]
+
+log = logging.getLogger("ccserver.access")
+
+Handler = Callable[[Gateway, Scope, Receive, Send, list[tuple[str, str]]], Awaitable[int]]
+
+# The aliases the CLI resolves itself (reference §8.2).
+CLI_MODEL_ALIASES = ("opus", "sonnet", "haiku")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+def _model_ids(gw: Gateway) -> list[str]:
+    ids = [*CLI_MODEL_ALIASES, gw.settings.claude.default_model, *gw.settings.server.models]
+    return list(dict.fromkeys(ids))
+
+
+async def _models(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                  headers: list[tuple[str, str]]) -> int:
+    listing = ModelList(data=tuple(Model(id=m) for m in _model_ids(gw)))
+    await send_json(send, 200, dumps(listing), headers)
+    return 200
+
+
+async def _model(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                 headers: list[tuple[str, str]]) -> int:
+    model_id = scope["ccserver.path_arg"]
+    if model_id not in _model_ids(gw):
+        raise ProtocolError(f"The model '{model_id}' does not exist", status_hint=404,
+                            error_type="invalid_request_error", code="model_not_found",
+                            param="model")
+    await send_json(send, 200, dumps(Model(id=model_id)), headers)
+    return 200
+
+
+async def _health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                  headers: list[tuple[str, str]]) -> int:
+    info = gw.cli_info
+    cli: dict[str, Any] = {"path": gw.cli_path}
+    if info is not None:
+        cli |= {"version": info.version, "logged_in": info.logged_in,
+                "auth_method": info.auth_method, "error": info.error}
+    ok = gw.cli_path is not None
+    if not ok:
+        cli["error"] = gw.cli_missing_message()
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "cli": cli,
+        "live_processes": gw.admission.live,
+        "queued_requests": gw.admission.queued,
+    }
+    status = 200 if ok else 503
+    await send_json(send, status, body, headers)
+    return status
+
+
+# path (without /v1) -> {method: handler}; "{}" marks one path argument.
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/chat/completions": {"POST": chat_completions},
+    "/models": {"GET": _models},
+    "/models/{}": {"GET": _model},
+    "/health": {"GET": _health},
+}
+
+
+def _route(path: str) -> tuple[str | None, str | None]:
+    path = path.rstrip("/") or "/"
+    if path.startswith("/v1/"):
+        path = path[3:]
+    if path in ROUTES:
+        return path, None
+    head, _, arg = path.rpartition("/")
+    if arg and f"{head}/{{}}" in ROUTES:
+        return f"{head}/{{}}", arg
+    return None, None
+
+
+class App:
+    """The ASGI callable Hypercorn serves."""
+
+    def __init__(self, settings: Settings, *, gateway: Gateway | None = None) -> None:
+        self.gateway = gateway or Gateway(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            # No WebSocket surface yet: refuse the handshake.
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = trio.current_time()
+        given = header(scope, "x-request-id")
+        request_id = given if given and _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
+        headers = [("x-request-id", request_id)]
+        method, path = scope["method"], scope["path"]
+        response_started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal response_started
+            response_started = True
+            await send(message)
+
+        status = 500
+        try:
+            status = await self._dispatch(scope, receive, tracking_send, headers)
+        except ClientGone:
+            status = 499
+        except Exception as exc:
+            if response_started:
+                raise  # nothing sane can be sent any more; Hypercorn drops the connection
+            status, body, extra = error_payload(exc)
+            await send_json(send, status, body, [*headers, *extra])
+        log.info("%s %s %s %d %.3fs", request_id, method, path, status,
+                 trio.current_time() - started)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send,
+                        headers: list[tuple[str, str]]) -> int:
+        route, arg = _route(scope["path"])
+        if route is None:
+            raise ProtocolError(f"Unknown path: {scope['path']}", status_hint=404,
+                                error_type="invalid_request_error", code="unknown_url")
+        methods = ROUTES[route]
+        allow = ", ".join([*methods, "OPTIONS"])
+        if scope["method"] == "OPTIONS":
+            await send_json(send, 204, b"", [*headers, ("allow", allow)])
+            return 204
+        handler = methods.get(scope["method"])
+        if handler is None:
+            await send_json(
+                send, 405,
+                ProtocolError(f"Method {scope['method']} is not allowed on {scope['path']}",
+                              status_hint=405, error_type="invalid_request_error",
+                              code="method_not_allowed").to_body(),
+                [*headers, ("allow", allow)],
+            )
+            return 405
+        scope["ccserver.path_arg"] = arg
+        return await handler(self.gateway, scope, receive, send, headers)
+
+
+def make_app(settings: Settings) -> App:
+    return App(settings)
+
+

@@ -1,0 +1,98 @@
+"""Small raw-ASGI helpers: read a bounded body, answer JSON, stream bytes.
+
+Hypercorn speaks ASGI 3 (HTTP spec 2.1); these helpers are all the server needs, so no
+web framework sits between the router and the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from ccproto import ProtocolError
+
+__all__ = [
+    "ASGIApp",
+    "Headers",
+    "Receive",
+    "Scope",
+    "Send",
+    "header",
+    "read_body",
+    "send_bytes",
+    "send_json",
+    "start_response",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = Iterable[tuple[str, str]]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+def header(scope: Scope, name: str) -> str | None:
+    """The first value of request header ``name`` (lowercase), decoded as latin-1."""
+    key = name.encode()
+    for k, v in scope.get("headers", ()):
+        if k.lower() == key:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes.
+
+    The declared Content-Length is checked first so an oversized upload is refused before
+    it is read; a body without one (chunked) is counted as it arrives.
+    """
+    declared = header(scope, "content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _too_large(limit: int) -> ProtocolError:
+    return ProtocolError(
+        f"Request body is larger than the server's limit of {limit} bytes",
+        status_hint=413,
+        error_type="invalid_request_error",
+        code="request_too_large",
+    )
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def start_response(send: Send, status: int, headers: Headers) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+
+
+async def send_bytes(send: Send, data: bytes, *, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": more})
+
+
+async def send_json(send: Send, status: int, body: Any, headers: Headers = ()) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await start_response(
+        send,
+        status,
+        [("content-type", "application/json"), ("content-length", str(len(data))), *headers],
+    )
+    await send_bytes(send, data, more=False)

@@ -1,0 +1,152 @@
+"""POST /v1/chat/completions: JSON or SSE, over one CLI turn.
+
+The response status is held back until the turn shows what it is: a failure that comes
+before any content (bad key, rate limit, unknown model, CLI missing) gets its real HTTP
+status, not a 200 with an error inside. The stream is committed with the first content,
+or when the keep-alive interval passes in silence, since clients time out otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import trio
+
+from ccproto import (
+    DONE,
+    KEEPALIVE,
+    ChunkBuilder,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    collect,
+    dumps,
+    encode_data,
+    plan_invocation,
+    resolve_model,
+    structure_request,
+)
+
+from .asgi import Receive, Scope, Send, read_body, send_bytes, send_json, start_response
+from .errors import CLIUnavailable, error_payload
+from .turns import run_turn
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+__all__ = ["chat_completions"]
+
+SSE_HEADERS = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+]
+
+
+async def chat_completions(
+    gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: list[tuple[str, str]]
+) -> int:
+    """Serve one request; returns the HTTP status sent (for the access log)."""
+    body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    request = structure_request(body)
+    options = gw.options
+    if options is None:
+        raise CLIUnavailable(gw.cli_missing_message())
+    inv = plan_invocation(request, options, inherited_env=gw.environ)
+    model = resolve_model(request, options)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    send_events, events = trio.open_memory_channel[TurnEvent](64)
+    async with gw.admission.slot(), trio.open_nursery() as nursery:
+        # A client that goes away cancels the run; run_turn's runner then stops the CLI.
+        nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        nursery.start_soon(run_turn, inv, gw.limits, send_events)
+        if request.stream:
+            builder = ChunkBuilder(
+                completion_id=completion_id,
+                created=created,
+                model=model,
+                include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            )
+            status = await _stream(gw, builder, events, send, headers)
+        else:
+            status = await _respond(events, send, headers, completion_id, created, model)
+        nursery.cancel_scope.cancel()
+    return status
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _respond(
+    events: trio.MemoryReceiveChannel[TurnEvent],
+    send: Send,
+    headers: list[tuple[str, str]],
+    completion_id: str,
+    created: int,
+    model: str,
+) -> int:
+    collected: list[TurnEvent] = []
+    async for event in events:
+        collected.append(event)
+        if type(event) in (TurnFinished, TurnFailed):
+            break
+    result = collect(collected, completion_id=completion_id, created=created, model=model)
+    if isinstance(result, TurnFailed):
+        status, body, extra = error_payload(result.error)
+        await send_json(send, status, body, [*headers, *extra])
+        return status
+    await send_json(send, 200, dumps(result), headers)
+    return 200
+
+
+async def _stream(
+    gw: Gateway,
+    builder: ChunkBuilder,
+    events: trio.MemoryReceiveChannel[TurnEvent],
+    send: Send,
+    headers: list[tuple[str, str]],
+) -> int:
+    committed = False
+
+    async def commit() -> None:
+        nonlocal committed
+        committed = True
+        await start_response(send, 200, [*SSE_HEADERS, *headers])
+        await send_bytes(send, encode_data(dumps(builder.start())))
+
+    keepalive = gw.settings.server.sse_keepalive_seconds
+    while True:
+        event = None
+        # Silence longer than the keep-alive interval gets a comment line, so clients and
+        # proxies see a live connection while Claude Code thinks or runs tools.
+        with trio.move_on_after(keepalive):
+            event = await events.receive()
+        if event is None:
+            if not committed:
+                await commit()
+            await send_bytes(send, KEEPALIVE)
+            continue
+        if type(event) is TurnFailed:
+            status, body, extra = error_payload(event.error)
+            if not committed:
+                await send_json(send, status, body, [*headers, *extra])
+                return status
+            # Mid-stream failure: an error event the SDKs raise on, then the end marker.
+            await send_bytes(send, encode_data(dumps(body)) + DONE, more=False)
+            return 200
+        if not committed:
+            await commit()
+        chunks = builder.feed(event)
+        if chunks:
+            await send_bytes(send, b"".join(encode_data(dumps(c)) for c in chunks))
+        if type(event) is TurnFinished:
+            await send_bytes(send, DONE, more=False)
+            return 200

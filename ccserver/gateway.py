@@ -1,0 +1,93 @@
+"""Gateway: the state one server process shares across requests.
+
+Built once from the settings; the CLI is found and probed during ASGI lifespan start-up.
+A missing CLI does not stop the server: /health reports it and chat requests get a 503
+that says how to install it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ccproto import PlanOptions
+
+from .admission import Admission
+from .discovery import CLIInfo, find_cli, probe_cli
+from .settings import Settings
+from .turns import RunLimits
+
+__all__ = ["PROJECT_ROOT", "Gateway"]
+
+log = logging.getLogger("ccserver")
+
+# The checkout (or install prefix) holding the package: `npm ci` puts the pinned CLI in
+# its node_modules/.bin.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# How long a run may linger after its result line before it is stopped: the CLI exits
+# 20-40 ms after the result (reference §6.2), so this only catches a stuck process.
+_EXIT_GRACE = 5.0
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.environ = dict(os.environ if environ is None else environ)
+        self.admission = Admission(
+            max_live=settings.claude.max_concurrent_sessions,
+            max_queued=settings.claude.max_queued_requests,
+            queue_timeout=settings.claude.queue_timeout_seconds,
+        )
+        self.cli_path: str | None = None
+        self.cli_info: CLIInfo | None = None
+        #: How every run is planned; None until a CLI was found.
+        self.options: PlanOptions | None = None
+        self.workspace = Path(settings.claude.workspace)
+        c = settings.claude
+        self.limits = RunLimits(
+            first_output=c.first_output_timeout_seconds,
+            idle=c.idle_timeout_seconds,
+            total=c.timeout_seconds,
+            exit_grace=_EXIT_GRACE,
+            kill_grace=c.kill_grace_seconds,
+            max_line_bytes=c.max_line_bytes,
+            stderr_tail_bytes=c.stderr_tail_bytes,
+        )
+
+    async def start(self) -> None:
+        """Find and probe the CLI, and make sure the workspace exists."""
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.cli_path = find_cli(self.settings, project_root=PROJECT_ROOT, environ=self.environ)
+        if self.cli_path is None:
+            log.warning("Claude Code CLI not found: %s", self.cli_missing_message())
+            return
+        c = self.settings.claude
+        self.options = PlanOptions(
+            executable=self.cli_path,
+            cwd=str(self.workspace),
+            default_model=c.default_model,
+            system_prompt_mode=c.system_prompt_mode,
+            tools=c.tools,
+            allowed_tools=tuple(c.allowed_tools),
+            permission_mode=c.permission_mode,
+            max_turns=c.max_turns,
+            max_retries=c.max_retries,
+            extra_env=dict(c.extra_env),
+        )
+        self.cli_info = await probe_cli(self.cli_path, self.environ)
+        log.info("Claude Code CLI %s (%s)", self.cli_path, self.cli_info.version or "version unknown")
+
+    def cli_missing_message(self) -> str:
+        configured = self.settings.claude.command
+        where = (
+            f"claude.command is set to {configured!r}, which is not an executable file"
+            if configured
+            else "no Claude Code CLI was found in the project's node_modules or on PATH"
+        )
+        return (
+            f"Claude Code CLI unavailable: {where}. Install the pinned CLI with `npm ci` in "
+            "the project directory, or set claude.command (env CLAUDE_CODE__CLAUDE__COMMAND)."
+        )

@@ -1,0 +1,128 @@
+"""Run the ASGI app on Hypercorn's trio worker until SIGINT/SIGTERM, then drain and stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config
+
+from ccserver.settings import Settings
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
+
+__all__ = ["KEEP_ALIVE_TIMEOUT_SECONDS", "hypercorn_config", "serve"]
+
+logger = logging.getLogger(__name__)
+
+# Any raw ASGI callable; Hypercorn's own alias insists on its TypedDict scopes and messages.
+App = Callable[[Any, Any, Any], Awaitable[None]]
+
+# Longer than the idle expiry of common client pools (httpx 5 s, undici 4 s, aiohttp 15 s), so
+# the client rather than the server retires an idle connection: a client never reuses one the
+# server has just closed. Hypercorn pauses this timer while a request is in flight.
+KEEP_ALIVE_TIMEOUT_SECONDS = 75.0
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    """Hypercorn's config for ``settings``: one plain-HTTP bind, no access log."""
+    config = Config()
+    config.bind = [f"{_url_host(settings)}:{settings.server.port}"]
+    # Hypercorn enforces this as a deadline on every connection's handler once shutdown starts.
+    config.graceful_timeout = settings.server.graceful_timeout_seconds
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_SECONDS
+    config.websocket_max_message_size = settings.server.max_body_bytes
+    config.accesslog = None  # the app logs one line per request itself
+    # A Logger (not "-") makes Hypercorn use ours as-is, so it follows our logging setup.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    app: App | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then shut down gracefully.
+
+    Shutdown stops accepting connections, closes idle ones, and gives in-flight requests
+    ``server.graceful_timeout_seconds`` to finish before cancelling them; a second signal
+    cancels them at once. Cancelling ``serve`` itself cancels everything immediately.
+    Signal handling needs the main thread, where ``trio.run`` normally is.
+
+    Args:
+        settings: the loaded settings.
+        app: the ASGI app; None builds ``ccserver.app.make_app(settings)``.
+        shutdown_trigger: an extra graceful-shutdown trigger, for embedding and tests.
+        task_status: ``started`` with the TCP port actually bound (useful with port 0).
+    """
+    if app is None:
+        from ccserver.app import make_app  # lazily: it pulls in the whole request stack
+
+        app = make_app(settings)
+    config = hypercorn_config(settings)
+    draining = trio.Event()
+    # Opened before binding, so a signal can never arrive with the default handler in place.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, signals, draining, nursery.cancel_scope, settings)
+            if shutdown_trigger is not None:
+                nursery.start_soon(_set_after, shutdown_trigger, draining)
+            serving = partial(_serve_then_cancel, app, config, draining, nursery.cancel_scope)
+            binds: list[str] = await nursery.start(serving)
+            # Hypercorn reports binds as "http://HOST:PORT" with the kernel's port.
+            port = int(binds[0].rsplit(":", 1)[1])
+            logger.info("ccserver listening on http://%s:%d", _url_host(settings), port)
+            task_status.started(port)
+    logger.info("ccserver stopped")
+
+
+async def _serve_then_cancel(
+    app: App,
+    config: Config,
+    draining: trio.Event,
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    framework = cast("ASGIFramework", app)
+    # mode="asgi": Hypercorn's guess from the signature can mistake a callable object for WSGI.
+    await hypercorn.trio.serve(
+        framework, config, shutdown_trigger=draining.wait, task_status=task_status, mode="asgi"
+    )
+    scope.cancel()  # hypercorn is done: stop the signal watcher so serve() returns
+
+
+async def _watch_signals(
+    signals: AsyncIterator[int], draining: trio.Event, scope: trio.CancelScope, settings: Settings
+) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if draining.is_set():
+            logger.warning("%s again: cancelling in-flight requests now", name)
+            scope.cancel()
+            return
+        logger.info(
+            "%s: draining in-flight requests for up to %g s (send again to stop at once)",
+            name,
+            settings.server.graceful_timeout_seconds,
+        )
+        draining.set()
+
+
+async def _set_after(trigger: Callable[[], Awaitable[None]], event: trio.Event) -> None:
+    await trigger()
+    event.set()
+
+
+def _url_host(settings: Settings) -> str:
+    host = settings.server.host
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ccproto import InvalidRequestError, PlanOptions, plan_invocation, structure_request
+
+OPTS = PlanOptions(executable="/bin/claude", cwd="/ws", max_retries=1)
+
+
+def plan(messages: list[dict[str, Any]], options: PlanOptions = OPTS, **fields: Any) -> Any:
+    body = json.dumps({"model": fields.pop("model", ""), "messages": messages, **fields})
+    return plan_invocation(structure_request(body), options, inherited_env={"HOME": "/h"})
+
+
+def stdin_blocks(inv: Any) -> list[dict[str, Any]]:
+    assert inv.stdin.endswith(b"\n") and inv.stdin.count(b"\n") == 1
+    line = json.loads(inv.stdin)
+    assert line["type"] == "user" and line["message"]["role"] == "user"
+    return line["message"]["content"]  # type: ignore[no-any-return]
+
+
+def test_the_plain_plan() -> None:
+    inv = plan([{"role": "user", "content": "hello"}])
+    assert inv.argv[:9] == ("/bin/claude", "-p", "--input-format", "stream-json",
+                            "--output-format", "stream-json", "--verbose",
+                            "--include-partial-messages", "--model")
+    assert inv.argv[9] == "sonnet"  # default model for "" and "default"
+    assert "--strict-mcp-config" in inv.argv and "--append-system-prompt" not in inv.argv
+    assert "hello" not in " ".join(inv.argv)  # the prompt goes on stdin, never in argv
+    assert stdin_blocks(inv) == [{"type": "text", "text": "hello"}]
+    assert inv.env["HOME"] == "/h" and inv.env["CLAUDE_CODE_MAX_RETRIES"] == "1"
+    assert inv.env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert inv.cwd == "/ws"
+
+
+def test_system_and_developer_messages_become_the_system_prompt() -> None:
+    msgs = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "q"},
+            {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]}]
+    msgs.append({"role": "user", "content": "q2"})
+    inv = plan(msgs)
+    i = inv.argv.index("--append-system-prompt")
+    assert inv.argv[i + 1] == "Be terse.\n\nNo emoji."
+    replace = PlanOptions(executable="c", cwd="/", system_prompt_mode="replace")
+    assert "--system-prompt" in plan(msgs, replace).argv
+
+
+def test_earlier_turns_are_kept_as_a_quoted_history() -> None:
+    inv = plan([
+        {"role": "user", "content": "My name is Bob."},
+        {"role": "assistant", "content": "Hi Bob."},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
+    ])
+    history, final = stdin_blocks(inv)
+    assert final == {"type": "text", "text": "What is my name?"}
+    text = history["text"]
+    assert text.startswith("<conversation_history>") and text.endswith("</conversation_history>")
+    order = [text.index(s) for s in ("[user]\nMy name is Bob.", "[assistant]\nHi Bob.",
+                                     "(called f with {})", "[tool result c1]\n42")]
+    assert order == sorted(order)
+
+
+def test_options_reach_the_argv() -> None:
+    opts = PlanOptions(executable="c", cwd="/", tools="", allowed_tools=("Bash(sleep *)", "Read"),
+                       permission_mode="acceptEdits", max_turns=3, extra_env={"X": "1"})
+    inv = plan([{"role": "user", "content": "q"}], opts, model="opus", reasoning_effort="minimal")
+    argv = list(inv.argv)
+    assert argv[argv.index("--model") + 1] == "opus"
+    assert argv[argv.index("--tools") + 1] == ""
+    assert argv[argv.index("--allowedTools") + 1: argv.index("--allowedTools") + 3] == ["Bash(sleep *)", "Read"]
+    assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
+    assert argv[argv.index("--max-turns") + 1] == "3"
+    assert argv[argv.index("--effort") + 1] == "low"
+    assert inv.env["X"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("messages", "fields", "param"),
+    [
+        ([], {}, "messages"),
+        ([{"role": "system", "content": "s"}], {}, "messages"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], {}, "messages[1].role"),
+        ([{"role": "user", "content": "   "}], {}, "messages[0]"),
+        ([{"role": "user", "content": "q"}], {"n": 2}, "n"),
+        ([{"role": "user", "content": "q"}], {"tools": [{"type": "function"}]}, "tools"),
+        ([{"role": "user", "content": "q"}], {"reasoning_effort": "huge"}, "reasoning_effort"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}], {},
+         "messages[0].content[0]"),
+        ([{"role": "user", "content": [{"type": "input_audio"}]}], {}, "messages[0].content[0].type"),
+    ],
+)
+def test_requests_the_cli_cannot_serve_are_400s(messages: list[dict[str, Any]],
+                                                 fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        plan(messages, **fields)
+    assert info.value.param == param and info.value.status_hint == 400
+
+
+def test_planning_is_pure() -> None:
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
+    assert plan(msgs) == plan(msgs)

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ccproto import (
+    CLIStream,
+    Exit,
+    NEED_DATA,
+    ReasoningDelta,
+    TextDelta,
+    Turn,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    TurnState,
+    parse_record,
+)
+
+from . import records as r
+
+
+def run(lines: list[dict[str, Any]], *, returncode: int = 0, stderr: str = "") -> tuple[Turn, list[TurnEvent]]:
+    turn = Turn()
+    out: list[TurnEvent] = []
+    for obj in lines:
+        out += turn.feed(parse_record(obj))
+    out += turn.feed(Exit(returncode=returncode, stderr_tail=stderr))
+    return turn, out
+
+
+def texts(events: list[TurnEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, TextDelta)]
+
+
+def test_each_upstream_delta_is_one_event_and_the_result_finishes() -> None:
+    turn, events = run([r.init(), *r.streamed_message("m1", "Hel", "lo", " there"), r.result()])
+    assert texts(events) == ["Hel", "lo", " there"]
+    done = events[-1]
+    assert isinstance(done, TurnFinished)
+    assert done.usage.prompt_tokens == 16 and done.usage.output_tokens == 4
+    assert turn.session_id == r.SID and turn.state is TurnState.ENDED
+
+
+def test_later_messages_of_the_turn_are_set_off_by_a_blank_line() -> None:
+    tool_use = {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}
+    _, events = run([
+        r.init(), *r.streamed_message("m1", "Let me look.")[:-3],
+        r.assistant("m1", tool_use), r.message_delta("tool_use"),
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1"}]}},
+        *r.streamed_message("m2", "Found ", "it."), r.result(),
+    ])
+    assert texts(events) == ["Let me look.", "\n\nFound ", "it."]
+
+
+def test_a_max_tokens_continuation_joins_without_a_separator() -> None:
+    _, events = run([r.init(), *r.streamed_message("m1", "half a sen", stop="max_tokens"),
+                     *r.streamed_message("m2", "tence."), r.result()])
+    assert "".join(texts(events)) == "half a sentence."
+
+
+def test_fallback_after_a_broken_stream_sends_only_the_missing_text() -> None:
+    # reference §3.3: deltas, connection drop, then one non-streamed assistant line.
+    _, events = run([r.init(), r.message_start("m1"), r.block_start(), r.text_delta("partial "),
+                     r.text_delta("words "), r.assistant("m2", r.text_block("partial words and more")),
+                     r.result()])
+    assert texts(events) == ["partial ", "words ", "and more"]
+
+
+def test_a_streamed_retry_does_not_repeat_what_the_client_has() -> None:
+    _, events = run([r.init(), r.message_start("m1"), r.block_start(), r.text_delta("abc "),
+                     r.api_retry(), *r.streamed_message("m2", "abc ", "def"), r.result()])
+    assert "".join(texts(events)) == "abc def"
+
+
+def test_a_retry_that_says_something_else_follows_after_a_blank_line() -> None:
+    _, events = run([r.init(), r.message_start("m1"), r.block_start(), r.text_delta("first try"),
+                     r.assistant("m2", r.text_block("second answer")), r.result()])
+    assert texts(events) == ["first try", "\n\nsecond answer"]
+
+
+def test_subagent_lines_and_synthetic_error_text_are_not_content() -> None:
+    _, events = run([
+        r.init(), r.text_delta("sub says", parent="toolu_1"),
+        r.assistant("s1", r.text_block("sub text"), parent="toolu_1"),
+        r.assistant("x", r.text_block("API Error: 529"), model="<synthetic>"),
+        *r.streamed_message("m1", "parent"), r.result(),
+    ])
+    assert texts(events) == ["parent"]
+
+
+def test_thinking_is_reasoning_not_content() -> None:
+    _, events = run([r.init(), r.message_start("m1"), r.thinking_delta("hmm"),
+                     *r.streamed_message("m1", "answer")[1:], r.result()])
+    assert [type(e) for e in events[:2]] == [ReasoningDelta, TextDelta]
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "code"),
+    [
+        (r.result(is_error=True, status=401, text="Invalid API key"), 401, "upstream_authentication_failed"),
+        (r.result(is_error=True, status=403, text="forbidden"), 401, "upstream_authentication_failed"),
+        (r.result(is_error=True, status=404, text="There's an issue with the selected model"), 404, "model_not_found"),
+        (r.result(is_error=True, status=429, text="API Error: Request rejected (429)"), 429, "rate_limit_exceeded"),
+        (r.result(is_error=True, status=500, text="API Error: 500"), 502, "upstream_error"),
+        (r.result(is_error=True, status=529, text="API Error: 529"), 503, "upstream_overloaded"),
+        (r.result(is_error=True, status=400, text="prompt is too long"), 400, "upstream_bad_request"),
+        (r.result(is_error=True, text="Request timed out", stop_reason="stop_sequence"), 504, "upstream_timeout"),
+        (r.result(is_error=True, text="Not logged in · Please run /login"), 401, "cli_not_logged_in"),
+        (r.result(is_error=True, subtype="error_max_turns", stop_reason="tool_use"), 422, "max_turns_exceeded"),
+        (r.result(is_error=True, subtype="error_during_execution", stop_reason=None), 502, "cli_error"),
+        # The misleading case the reference warns of: subtype success, yet a failure.
+        (r.result(is_error=True, subtype="success", status=500), 502, "upstream_error"),
+    ],
+)
+def test_failures_are_judged_by_is_error_and_mapped(result: dict[str, Any], status: int, code: str) -> None:
+    turn, events = run([r.init(), result], returncode=1)
+    assert isinstance(events[-1], TurnFailed)
+    assert (events[-1].error.status_hint, events[-1].error.code) == (status, code)
+    assert turn.state is TurnState.FAILED
+
+
+def test_a_refusal_is_a_content_filter_finish_not_an_error() -> None:
+    _, events = run([r.init(), r.result(is_error=True, stop_reason="refusal")], returncode=1)
+    assert isinstance(events[-1], TurnFinished) and events[-1].refused
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stderr", "fragment"),
+    [(0, "", "without a result"), (1, "boom\nError: bad flag", "code 1: Error: bad flag"),
+     (-15, "", "SIGTERM"), (143, "", "SIGTERM"), (-9, "", "SIGKILL")],
+)
+def test_an_exit_without_a_result_fails(returncode: int, stderr: str, fragment: str) -> None:
+    _, events = run([r.init(), r.text_delta("part")], returncode=returncode, stderr=stderr)
+    assert isinstance(events[-1], TurnFailed)
+    assert fragment in events[-1].error.message
+    assert events[-1].error.status_hint == 502
+
+
+def test_nothing_after_the_outcome_counts() -> None:
+    turn, events = run([r.init(), r.result(), *r.streamed_message("m9", "late")], returncode=1)
+    assert texts(events) == [] and isinstance(events[-1], TurnFinished)
+    assert turn.state is TurnState.ENDED
+
+
+def test_has_output_waits_for_the_model() -> None:
+    turn = Turn()
+    turn.feed(parse_record(r.init()))
+    turn.feed(parse_record(r.api_retry()))
+    assert not turn.has_output
+    turn.feed(parse_record(r.message_start("m1")))
+    assert turn.has_output
+
+
+def test_stream_and_turn_together() -> None:
+    stream = CLIStream()
+    stream.receive_data(b"".join(r.line(o) for o in [r.init(), *r.streamed_message("m", "x"), r.result()]))
+    stream.receive_data(b"")
+    stream.receive_exit(0)
+    turn, out = Turn(), []
+    while (event := stream.next_event()) is not NEED_DATA:
+        out += turn.feed(event)  # type: ignore[arg-type]
+        if isinstance(event, Exit):
+            break
+    assert texts(out) == ["x"] and turn.state is TurnState.ENDED

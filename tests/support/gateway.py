@@ -1,0 +1,103 @@
+"""Start the real gateway (`python -m ccserver`) as a subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+__all__ = ["Gateway", "process_tree", "running_gateway", "wait_until"]
+
+_LISTENING = re.compile(r"listening on (http://[\d.]+:(\d+))")
+
+
+@attrs.define
+class Gateway:
+    proc: subprocess.Popen[bytes]
+    base_url: str  # http://127.0.0.1:PORT (no /v1)
+    log: list[str]
+
+    @property
+    def v1(self) -> str:
+        return self.base_url + "/v1"
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every live descendant of ``root`` (by ppid chains): pid -> command line."""
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
+            continue  # a zombie is dead; if it lingers, the reaping tests catch it
+        parents[int(entry)] = int(fields[1])
+        cmdlines[int(entry)] = cmd.decode(errors="replace").strip()
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = cmdlines[pid]
+                frontier.append(pid)
+    return found
+
+
+def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return bool(predicate())  # type: ignore[operator]
+
+
+@contextmanager
+def running_gateway(env: Mapping[str, str], *args: str, timeout: float = 20.0) -> Iterator[Gateway]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccserver", "--host", "127.0.0.1", "--port", "0", *args],
+        env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    log: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            log.append(line)
+            m = _LISTENING.search(line)
+            if m and not found.is_set():
+                url.append(m.group(1))
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        if not found.wait(timeout):
+            raise RuntimeError("gateway did not start:\n" + "\n".join(log))
+        yield Gateway(proc=proc, base_url=url[0], log=log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
