@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import trio
@@ -137,7 +136,7 @@ class App:
         method, path = scope["method"], scope["path"]
         response_started = False
 
-        async def tracking_send(message: dict[str, Any]) -> None:
+        async def tracking_send(message: MutableMapping[str, Any]) -> None:
             nonlocal response_started
             response_started = True
             await send(message)

@@ -78,7 +78,8 @@ class Gateway:
             extra_env=dict(c.extra_env),
         )
         self.cli_info = await probe_cli(self.cli_path, self.environ)
-        log.info("Claude Code CLI %s (%s)", self.cli_path, self.cli_info.version or "version unknown")
+        version = self.cli_info.version or "version unknown"
+        log.info("Claude Code CLI %s (%s)", self.cli_path, version)
 
     def cli_missing_message(self) -> str:
         configured = self.settings.claude.command

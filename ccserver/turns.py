@@ -102,7 +102,7 @@ async def _run(
                     if not data:
                         stream.receive_exit(await proc.wait(), proc.stderr_tail())
                     continue
-                for turn_event in turn.feed(event):
+                for turn_event in turn.feed(event):  # type: ignore[arg-type] # not NEED_DATA here
                     await events.send(turn_event)
                 if type(event) is Exit:
                     if event.returncode != 0 and turn.outcome is not None:

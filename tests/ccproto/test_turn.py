@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from ccproto import (
+    NEED_DATA,
     CLIStream,
     Exit,
-    NEED_DATA,
     ReasoningDelta,
     TextDelta,
     Turn,
