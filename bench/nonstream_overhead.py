@@ -18,8 +18,8 @@ from pathlib import Path
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.fakeapi import CLAUDE_BIN, cli_env, running_fakeapi, user_line  # noqa: E402
-from tests.support.gateway import running_gateway  # noqa: E402
+from tests.support.fakeapi import CLAUDE_BIN, cli_env, running_fakeapi, user_line
+from tests.support.gateway import running_gateway
 
 PROMPT = 'Say hi [[fake {"text": "Hello from the benchmark, a short answer."}]]'
 
@@ -53,7 +53,8 @@ def main() -> None:
                     d_times.append(d)
                     ratios.append(g / d)
     ratios, g_times, d_times = ratios[1:], g_times[1:], d_times[1:]  # first pair warms caches
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    machine = f"{platform.machine()} {os.cpu_count()} cores"
+    print(f"machine: {machine}, Python {platform.python_version()}")
     print(f"pairs={pairs} gateway median={statistics.median(g_times):.3f}s "
           f"direct median={statistics.median(d_times):.3f}s")
     print(f"non-streaming gateway/direct ratio (median of pairs): {statistics.median(ratios):.3f}")
