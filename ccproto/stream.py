@@ -95,23 +95,23 @@ class CLIStream:
             return self._exit
         return NEED_DATA
 
+    def _too_long(self) -> CLIError:
+        return CLIError(
+            f"Claude Code printed a line longer than {self.max_line_size} bytes",
+            code="cli_output_too_large",
+        )
+
     def _next_line(self) -> bytes | None:
         idx = self._buf.find(b"\n", self._scan_from)
         if idx < 0:
             if len(self._buf) > self.max_line_size:
-                raise CLIError(
-                    f"Claude Code printed a line longer than {self.max_line_size} bytes",
-                    code="cli_output_too_large",
-                )
+                raise self._too_long()
             self._scan_from = len(self._buf)
             if not self._eof or not self._buf:
                 return None
             idx = len(self._buf)  # unterminated last line at EOF
         if idx > self.max_line_size:
-            raise CLIError(
-                f"Claude Code printed a line longer than {self.max_line_size} bytes",
-                code="cli_output_too_large",
-            )
+            raise self._too_long()
         line = bytes(self._buf[:idx])
         del self._buf[: idx + 1]
         self._scan_from = 0
