@@ -6,6 +6,7 @@ Usage: .venv/bin/python bench/nonstream_overhead.py [pairs]
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -18,7 +19,8 @@ from pathlib import Path
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.fakeapi import CLAUDE_BIN, cli_env, running_fakeapi, user_line
+from ccproto import PlanOptions, plan_invocation, structure_request
+from tests.support.fakeapi import CLAUDE_BIN, cli_env, running_fakeapi
 from tests.support.gateway import running_gateway
 
 PROMPT = 'Say hi [[fake {"text": "Hello from the benchmark, a short answer."}]]'
@@ -34,9 +36,11 @@ def main() -> None:
             env |= {"CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
                     "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
                     "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0"}
-            argv = [str(CLAUDE_BIN), "-p", "--input-format", "stream-json", "--output-format",
-                    "stream-json", "--verbose", "--include-partial-messages", "--model", "sonnet",
-                    "--strict-mcp-config", "--no-session-persistence"]
+            # The direct run is planned by ccproto itself, so both sides run the same argv.
+            request = structure_request(json.dumps(
+                {"model": "sonnet", "messages": [{"role": "user", "content": PROMPT}]}))
+            options = PlanOptions(executable=str(CLAUDE_BIN), cwd=str(tmp / "ws"), max_retries=0)
+            direct = plan_invocation(request, options, inherited_env=env)
             with running_gateway(env) as gw:
                 client = openai.OpenAI(base_url=gw.v1, api_key="x", max_retries=0)
                 ratios, g_times, d_times = [], [], []
@@ -46,8 +50,8 @@ def main() -> None:
                         model="sonnet", messages=[{"role": "user", "content": PROMPT}])
                     g = time.perf_counter() - t0
                     t0 = time.perf_counter()
-                    subprocess.run(argv, input=user_line(PROMPT), env=env, cwd=tmp / "ws",
-                                   capture_output=True, check=True)
+                    subprocess.run(direct.argv, input=direct.stdin, env=direct.env,
+                                   cwd=direct.cwd, capture_output=True, check=True)
                     d = time.perf_counter() - t0
                     g_times.append(g)
                     d_times.append(d)

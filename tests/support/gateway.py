@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Gateway", "process_tree", "running_gateway", "wait_until"]
+__all__ = ["Gateway", "process_tree", "processes", "running_gateway", "wait_until"]
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:(\d+))")
 
@@ -31,8 +31,8 @@ class Gateway:
         return self.base_url + "/v1"
 
 
-def process_tree(root: int) -> dict[int, str]:
-    """Every live descendant of ``root`` (by ppid chains): pid -> command line."""
+def processes() -> tuple[dict[int, int], dict[int, str]]:
+    """Every live process on the machine: (pid -> ppid, pid -> command line)."""
     parents: dict[int, int] = {}
     cmdlines: dict[int, str] = {}
     for entry in os.listdir("/proc"):
@@ -48,6 +48,12 @@ def process_tree(root: int) -> dict[int, str]:
             continue  # a zombie is dead; if it lingers, the reaping tests catch it
         parents[int(entry)] = int(fields[1])
         cmdlines[int(entry)] = cmd.decode(errors="replace").strip()
+    return parents, cmdlines
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every live descendant of ``root`` (by ppid chains): pid -> command line."""
+    parents, cmdlines = processes()
     found: dict[int, str] = {}
     frontier = [root]
     while frontier:
