@@ -25,6 +25,8 @@ from .cli_types import (
 )
 from .converter import dumps, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
+from .history import Turn as HistoryTurn
+from .history import fingerprint, munge_cwd, request_history, seed_transcript, seedable
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -32,7 +34,7 @@ from .openai_types import (
     Model,
     ModelList,
 )
-from .plan import Invocation, PlanOptions, plan_invocation, resolve_model
+from .plan import Invocation, PlanOptions, SessionPlan, plan_invocation, resolve_model
 from .prompt import Prompt, build_prompt, user_line
 from .sse import DONE, KEEPALIVE, encode_data
 from .stream import DEFAULT_MAX_LINE_SIZE, NEED_DATA, CLIStream
@@ -48,13 +50,59 @@ from .turn import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_LINE_SIZE", "DONE", "KEEPALIVE", "NEED_DATA",
-    "AssistantMessage", "CLIError", "CLIStream", "ChatCompletion", "ChatCompletionChunk",
-    "ChatCompletionRequest", "ChunkBuilder", "ControlResponse", "Exit", "InvalidRequestError",
-    "Invocation", "Model", "ModelList", "NonJSONLine", "PlanOptions", "Prompt",
-    "ProtocolError", "ReasoningDelta", "Record", "Result", "StreamEvent", "SystemEvent",
-    "SystemInit", "TextDelta", "TokenUsage", "Turn", "TurnEvent", "TurnFailed",
-    "TurnFinished", "TurnState", "UnknownRecord", "UserMessage", "build_prompt", "collect",
-    "dumps", "encode_data", "finish_reason", "make_converter", "openai_usage",
-    "parse_record", "plan_invocation", "resolve_model", "structure_request", "user_line",
+    "DEFAULT_MAX_LINE_SIZE",
+    "DONE",
+    "KEEPALIVE",
+    "NEED_DATA",
+    "AssistantMessage",
+    "CLIError",
+    "CLIStream",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChunkBuilder",
+    "ControlResponse",
+    "Exit",
+    "HistoryTurn",
+    "InvalidRequestError",
+    "Invocation",
+    "Model",
+    "ModelList",
+    "NonJSONLine",
+    "PlanOptions",
+    "Prompt",
+    "ProtocolError",
+    "ReasoningDelta",
+    "Record",
+    "Result",
+    "SessionPlan",
+    "StreamEvent",
+    "SystemEvent",
+    "SystemInit",
+    "TextDelta",
+    "TokenUsage",
+    "Turn",
+    "TurnEvent",
+    "TurnFailed",
+    "TurnFinished",
+    "TurnState",
+    "UnknownRecord",
+    "UserMessage",
+    "build_prompt",
+    "collect",
+    "dumps",
+    "encode_data",
+    "fingerprint",
+    "finish_reason",
+    "make_converter",
+    "munge_cwd",
+    "openai_usage",
+    "parse_record",
+    "plan_invocation",
+    "request_history",
+    "resolve_model",
+    "seed_transcript",
+    "seedable",
+    "structure_request",
+    "user_line",
 ]

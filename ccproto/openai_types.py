@@ -103,6 +103,8 @@ class ChatCompletionRequest:
     reasoning_effort: str | None = None
     tools: tuple[dict[str, Any], ...] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    # Extension: continue this stored conversation (the SDKs send it through extra_body).
+    conversation_id: str | None = None
 
 
 # ---- responses ----------------------------------------------------------------------------

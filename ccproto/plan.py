@@ -16,7 +16,7 @@ from .errors import InvalidRequestError
 from .openai_types import ChatCompletionRequest
 from .prompt import build_prompt, user_line
 
-__all__ = ["Invocation", "PlanOptions", "plan_invocation", "resolve_model"]
+__all__ = ["Invocation", "PlanOptions", "SessionPlan", "plan_invocation", "resolve_model"]
 
 # `reasoning_effort` values clients send -> the CLI's --effort levels.
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
@@ -53,6 +53,22 @@ class PlanOptions:
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
 
 
+@attrs.frozen(kw_only=True)
+class SessionPlan:
+    """The CLI session a run belongs to; the server's conversation store decides it.
+
+    ``resume`` False starts the session under the given id; True resumes it, so the CLI
+    loads the earlier turns itself and the prompt carries only the new one. Sessions are
+    kept per working directory (reference §5.2), so ``cwd`` is the session's own.
+    """
+
+    session_id: str
+    resume: bool
+    cwd: str
+    #: Used when the request has no system message of its own.
+    system_prompt: str | None = None
+
+
 def resolve_model(request: ChatCompletionRequest, options: PlanOptions) -> str:
     model = request.model.strip()
     return options.default_model if model in ("", "default") else model
@@ -79,14 +95,19 @@ def plan_invocation(
     options: PlanOptions,
     *,
     inherited_env: Mapping[str, str],
+    session: SessionPlan | None = None,
 ) -> Invocation:
     """Build the invocation for one request (pure: same inputs, same plan).
+
+    Without ``session`` the run is stateless and leaves no session files behind.
 
     Raises:
         InvalidRequestError: the request asks for something the CLI cannot do.
     """
     _check_supported(request)
-    prompt = build_prompt(request)
+    resume = session is not None and session.resume
+    prompt = build_prompt(request, inline_history=not resume)
+    system = prompt.system if prompt.system is not None else session and session.system_prompt
     argv = [
         options.executable, "-p",
         "--input-format", "stream-json",
@@ -95,13 +116,16 @@ def plan_invocation(
         "--model", resolve_model(request, options),
         # Only MCP servers the gateway configures, never a workspace's .mcp.json (§8.6).
         "--strict-mcp-config",
-        # Stateless runs: nothing to resume later, so nothing is written to disk.
-        "--no-session-persistence",
         "--permission-mode", options.permission_mode,
     ]
-    if prompt.system is not None:
+    if session is None:
+        # Stateless: nothing to resume later, so nothing is written to disk.
+        argv.append("--no-session-persistence")
+    else:
+        argv += ["--resume" if session.resume else "--session-id", session.session_id]
+    if system:
         replace = options.system_prompt_mode == "replace"
-        argv += ["--system-prompt" if replace else "--append-system-prompt", prompt.system]
+        argv += ["--system-prompt" if replace else "--append-system-prompt", system]
     if options.tools != "default":
         argv += ["--tools", options.tools]
     if options.allowed_tools:
@@ -117,5 +141,8 @@ def plan_invocation(
     env["CLAUDE_CODE_MAX_RETRIES"] = str(options.max_retries)
     env.update(options.extra_env)
     return Invocation(
-        argv=tuple(argv), env=env, stdin=user_line(prompt.content), cwd=options.cwd
+        argv=tuple(argv),
+        env=env,
+        stdin=user_line(prompt.content),
+        cwd=options.cwd if session is None else session.cwd,
     )

@@ -5,10 +5,10 @@ Policy (documented in the README):
 * ``system`` and ``developer`` messages, wherever they stand, are joined in order with a
   blank line and become the run's system prompt.
 * The last message must come from the user (or be a tool result); it becomes the turn.
-* Earlier turns of a stateless request are not dropped: they go first in the same user
+* Earlier turns are left out when the run resumes a CLI session that holds them (the
+  caller says so). Otherwise they are not dropped: they go first in the same user
   message, as a ``<conversation_history>`` text block that quotes each turn with its
-  role. Claude Code sees them as context, not as its own earlier turns; real
-  continuation of a Claude Code session is the conversations feature's job.
+  role, which Claude Code sees as context rather than as its own earlier turns.
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def _quote(message: Message, index: int) -> str:
     return f"[{label}]\n{text}"
 
 
-def build_prompt(request: ChatCompletionRequest) -> Prompt:
+def build_prompt(request: ChatCompletionRequest, *, inline_history: bool = True) -> Prompt:
     """Split a request's messages into the system prompt and the user turn.
+
+    ``inline_history`` False drops the earlier turns: the resumed session has them.
 
     Raises:
         InvalidRequestError: no messages, the last one is not from the user or a tool,
@@ -109,7 +111,7 @@ def build_prompt(request: ChatCompletionRequest) -> Prompt:
             f"The last message must be from the user, not '{last.role}'",
             param=f"messages[{last_index}].role",
         )
-    for i, m in conversation[:-1]:
+    for i, m in conversation[:-1] if inline_history else ():
         history.append(_quote(m, i))
     blocks: list[dict[str, Any]] = []
     if history:

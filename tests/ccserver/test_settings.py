@@ -9,7 +9,6 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ccserver import settings as settings_module
 from ccserver.settings import (
     ClaudeSettings,
     ServerSettings,
@@ -18,6 +17,7 @@ from ccserver.settings import (
     load_settings,
     settings_table,
 )
+from ccserver.settings import load as settings_module
 
 
 @pytest.fixture(autouse=True)

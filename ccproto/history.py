@@ -1,0 +1,170 @@
+"""Conversation history: fingerprints for stateless clients, and seeding a CLI session.
+
+Most OpenAI clients never send an id: they resend the whole history each turn. The server
+recognises a continuation by fingerprint: a stored conversation whose history (system
+prompt, then every turn with its role) equals the request's history minus its last user
+turn. Text is compared exactly, except that a string and a list of text parts holding the
+same text are the same content.
+
+A history that matches nothing starts a new CLI session seeded with the earlier turns as a
+transcript file in the CLI's own session format (protocol reference §5.3), which the CLI
+then resumes: the model sees them as real user and assistant turns. Only text histories
+that alternate from a user turn can be written that way; anything else is quoted inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from .openai_types import ChatCompletionRequest, ImagePart, Message, TextPart
+
+__all__ = [
+    "Turn",
+    "fingerprint",
+    "munge_cwd",
+    "request_history",
+    "seed_transcript",
+    "seedable",
+]
+
+
+@attrs.frozen
+class Turn:
+    """One message of a conversation, normalised: role and its parts.
+
+    ``parts`` holds ``("text", str)`` and ``("image", url)``; adjacent text parts are
+    joined with a newline, as the prompt builder joins them.
+    """
+
+    role: str
+    parts: tuple[tuple[str, str], ...]
+
+    @property
+    def text(self) -> str | None:
+        """The whole content when it is text only, else None."""
+        if all(kind == "text" for kind, _ in self.parts):
+            return "\n".join(value for _, value in self.parts)
+        return None
+
+
+def _parts(message: Message) -> tuple[tuple[str, str], ...]:
+    content = message.content
+    if content is None:
+        return ()
+    if isinstance(content, str):
+        return (("text", content),)
+    parts: list[tuple[str, str]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            if parts and parts[-1][0] == "text":
+                parts[-1] = ("text", parts[-1][1] + "\n" + part.text)
+            else:
+                parts.append(("text", part.text))
+        elif isinstance(part, ImagePart):
+            parts.append(("image", part.image_url.url))
+        else:
+            parts.append((part.type, json.dumps(part.raw, sort_keys=True)))
+    return tuple(parts)
+
+
+def request_history(request: ChatCompletionRequest) -> tuple[str | None, tuple[Turn, ...]]:
+    """(system prompt, conversation turns) of a request, the last turn included.
+
+    The system prompt is the system and developer messages joined as `build_prompt` joins
+    them; tool calls an assistant message made are part of its turn.
+    """
+    system: list[str] = []
+    turns: list[Turn] = []
+    for message in request.messages:
+        if message.role in ("system", "developer"):
+            text = Turn(message.role, _parts(message)).text
+            if text:
+                system.append(text)
+            continue
+        parts = _parts(message)
+        if message.tool_calls:
+            parts += (("tool_calls", json.dumps(message.tool_calls, sort_keys=True)),)
+        turns.append(Turn(message.role, parts))
+    return "\n\n".join(system) or None, tuple(turns)
+
+
+def fingerprint(system: str | None, turns: Sequence[Turn]) -> str:
+    """A digest of a history; equal histories, and only those, have equal digests.
+
+    JSON of nested lists is an unambiguous encoding: no two histories serialise alike.
+    """
+    doc = [system, [[t.role, [list(p) for p in t.parts]] for t in turns]]
+    encoded = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def seedable(turns: Sequence[Turn]) -> list[tuple[str, str]] | None:
+    """Earlier turns as alternating (role, text) pairs from a user turn, or None.
+
+    Consecutive turns of one role are joined with a blank line; tool results count as user
+    turns. None when a turn is not plain text or the history opens with the assistant,
+    since a transcript cannot hold either faithfully.
+    """
+    merged: list[tuple[str, str]] = []
+    for turn in turns:
+        text = turn.text
+        if text is None:
+            return None
+        role = "assistant" if turn.role == "assistant" else "user"
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, merged[-1][1] + "\n\n" + text)
+        else:
+            merged.append((role, text))
+    if merged and merged[0][0] != "user":
+        return None
+    return merged
+
+
+def munge_cwd(cwd: str) -> str:
+    """The CLI's project folder name for a working directory (reference §5.1)."""
+    return re.sub(r"[^A-Za-z0-9]", "-", cwd)
+
+
+def seed_transcript(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    session_id: str,
+    cwd: str,
+    version: str,
+    model: str,
+    timestamp: str,
+    uuids: Iterator[str],
+) -> bytes:
+    """A session transcript holding ``pairs`` as user and assistant turns.
+
+    The caller supplies ids and the ISO timestamp, keeping this pure. The lines carry the
+    fields the CLI's own transcripts carry (reference §5.3), chained by ``parentUuid``.
+    """
+    lines: list[bytes] = []
+    parent: str | None = None
+    for role, text in pairs:
+        uuid = next(uuids)
+        message: dict[str, Any]
+        if role == "user":
+            message = {"role": "user", "content": text}
+        else:
+            message = {
+                "id": f"msg_{uuid.replace('-', '')}", "type": "message", "role": "assistant",
+                "model": model, "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            }
+        record = {
+            "parentUuid": parent, "isSidechain": False, "type": role, "uuid": uuid,
+            "timestamp": timestamp, "sessionId": session_id, "cwd": cwd,
+            "userType": "external", "version": version, "message": message,
+        }
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+        parent = uuid
+    return b"".join(line + b"\n" for line in lines)
