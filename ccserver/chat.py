@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,14 +24,12 @@ from ccproto import (
     collect,
     dumps,
     encode_data,
-    plan_invocation,
-    resolve_model,
     structure_request,
 )
 
-from .asgi import Receive, Scope, Send, read_body, send_bytes, send_json, start_response
-from .errors import CLIUnavailable, error_payload
-from .turns import run_turn
+from .asgi import Receive, Scope, Send, header, read_body, send_bytes, send_json, start_response
+from .completion import Run, run_completion
+from .errors import error_payload
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -51,28 +49,30 @@ async def chat_completions(
     """Serve one request; returns the HTTP status sent (for the access log)."""
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
     request = structure_request(body)
-    options = gw.options
-    if options is None:
-        raise CLIUnavailable(gw.cli_missing_message())
-    inv = plan_invocation(request, options, inherited_env=gw.environ)
-    model = resolve_model(request, options)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
-    send_events, events = trio.open_memory_channel[TurnEvent](64)
-    async with gw.admission.slot(), trio.open_nursery() as nursery:
-        # A client that goes away cancels the run; run_turn's runner then stops the CLI.
+    conversation_id = request.conversation_id or header(scope, "x-conversation-id")
+    status = 499  # unless a response goes out first, the client went away
+    async with trio.open_nursery() as nursery:
+        # A client that goes away cancels the run; the runner then stops the CLI.
         nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-        nursery.start_soon(run_turn, inv, gw.limits, send_events)
-        if request.stream:
-            builder = ChunkBuilder(
-                completion_id=completion_id,
-                created=created,
-                model=model,
-                include_usage=bool(request.stream_options and request.stream_options.include_usage),
-            )
-            status = await _stream(gw, builder, events, send, headers)
-        else:
-            status = await _respond(events, send, headers, completion_id, created, model)
+        async with run_completion(gw, request, conversation_id=conversation_id) as run:
+            log: dict[str, Any] = {"conversation_id": run.conversation_id, "model": run.model}
+            scope["ccserver.log"] = log
+            headers = [*headers, ("x-conversation-id", run.conversation_id)]
+            completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+            created = int(time.time())
+            if request.stream:
+                builder = ChunkBuilder(
+                    completion_id=completion_id,
+                    created=created,
+                    model=run.model,
+                    include_usage=bool(
+                        request.stream_options and request.stream_options.include_usage
+                    ),
+                    conversation_id=run.conversation_id,
+                )
+                status = await _stream(gw, builder, run, send, headers, log)
+            else:
+                status = await _respond(run, send, headers, completion_id, created, log)
         nursery.cancel_scope.cancel()
     return status
 
@@ -85,24 +85,33 @@ async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> No
             return
 
 
+def _log_usage(log: dict[str, Any], event: TurnFinished) -> None:
+    log.update(prompt_tokens=event.usage.prompt_tokens,
+               completion_tokens=event.usage.output_tokens, cost_usd=event.cost_usd)
+
+
 async def _respond(
-    events: trio.MemoryReceiveChannel[TurnEvent],
+    run: Run,
     send: Send,
     headers: list[tuple[str, str]],
     completion_id: str,
     created: int,
-    model: str,
+    log: dict[str, Any],
 ) -> int:
     collected: list[TurnEvent] = []
-    async for event in events:
+    while True:
+        event = await run.receive()
         collected.append(event)
         if type(event) in (TurnFinished, TurnFailed):
             break
-    result = collect(collected, completion_id=completion_id, created=created, model=model)
+    result = collect(collected, completion_id=completion_id, created=created, model=run.model,
+                     conversation_id=run.conversation_id)
     if isinstance(result, TurnFailed):
         status, body, extra = error_payload(result.error)
         await send_json(send, status, body, [*headers, *extra])
         return status
+    if type(event) is TurnFinished:
+        _log_usage(log, event)
     await send_json(send, 200, dumps(result), headers)
     return 200
 
@@ -110,9 +119,10 @@ async def _respond(
 async def _stream(
     gw: Gateway,
     builder: ChunkBuilder,
-    events: trio.MemoryReceiveChannel[TurnEvent],
+    run: Run,
     send: Send,
     headers: list[tuple[str, str]],
+    log: dict[str, Any],
 ) -> int:
     committed = False
 
@@ -128,7 +138,7 @@ async def _stream(
         # Silence longer than the keep-alive interval gets a comment line, so clients and
         # proxies see a live connection while Claude Code thinks or runs tools.
         with trio.move_on_after(keepalive):
-            event = await events.receive()
+            event = await run.receive()
         if event is None:
             if not committed:
                 await commit()
@@ -148,5 +158,6 @@ async def _stream(
         if chunks:
             await send_bytes(send, b"".join(encode_data(dumps(c)) for c in chunks))
         if type(event) is TurnFinished:
+            _log_usage(log, event)
             await send_bytes(send, DONE, more=False)
             return 200

@@ -1,0 +1,302 @@
+"""Conversations: which CLI session a request continues, one turn at a time.
+
+The rule (README, "Conversations"):
+
+1. A request naming a conversation (body ``conversation_id`` or header
+   ``x-conversation-id``) continues it: its CLI session is resumed and only the request's
+   last message is sent. An unknown or expired id is a 404 before any CLI runs.
+2. A request without one continues the conversation whose whole history (system prompt
+   and turns) equals the request's history minus its last message.
+3. Otherwise a new conversation starts. Its earlier turns, if any, are written as a CLI
+   session transcript that the CLI resumes (reference §5.3); a history that cannot be
+   written that way (images, an assistant turn first) is quoted in the prompt instead.
+
+One turn runs per conversation at a time: a second waits ``busy_wait_seconds``, then 409.
+A failed turn is rolled back in the transcript, so the next turn starts clean.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import trio
+
+from ccproto import (
+    ChatCompletionRequest,
+    HistoryTurn,
+    InvalidRequestError,
+    ProtocolError,
+    SessionPlan,
+    fingerprint,
+    request_history,
+    seed_transcript,
+    seedable,
+)
+
+from .sessions import SessionFiles
+from .settings.sections import ConversationSettings
+from .store import Conversation, ConversationStore, StoredMessage
+
+__all__ = ["ConversationBusy", "ConversationNotFound", "Conversations", "Ticket"]
+
+#: Transcript length between a turn's result and its CLI's exit (see `complete`).
+UNKNOWN_LENGTH = -1
+
+
+class ConversationNotFound(ProtocolError):
+    status_hint = 404
+    error_type = "invalid_request_error"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"No conversation found with id '{conversation_id}'",
+                         code="conversation_not_found", param="conversation_id")
+
+
+class ConversationBusy(ProtocolError):
+    status_hint = 409
+    error_type = "invalid_request_error"
+
+    def __init__(self, conversation_id: str, waited: float) -> None:
+        super().__init__(
+            f"Conversation '{conversation_id}' is still answering an earlier request "
+            f"(waited {waited:g} s); retry when it has finished",
+            code="conversation_busy", param="conversation_id", retryable=True,
+            retry_after=1.0,
+        )
+
+
+@attrs.define(kw_only=True)
+class Ticket:
+    """One turn of one conversation, held under that conversation's lock."""
+
+    conversation: Conversation
+    session: SessionPlan
+    #: The request's messages the conversation does not hold yet (its new user turn).
+    new_turns: tuple[HistoryTurn, ...]
+    completed: bool = False
+
+
+class Conversations:
+    def __init__(
+        self,
+        store: ConversationStore,
+        files: SessionFiles,
+        settings: ConversationSettings,
+        *,
+        workspace: Path,
+        cli_version: Callable[[], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.files, self.settings = store, files, settings
+        self.workspace = workspace
+        self._cli_version = cli_version
+        self._clock = clock
+        self._locks: dict[str, trio.Lock] = {}
+        self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
+
+    def _live(self, c: Conversation | None) -> Conversation | None:
+        timeout = self.settings.session_timeout_minutes * 60
+        return c if c is not None and self._clock() - c.updated_at < timeout else None
+
+    async def get(self, conversation_id: str) -> Conversation:
+        conversation = self._live(await self.store.get(conversation_id))
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation
+
+    async def create(self, *, model: str | None, system_prompt: str | None,
+                     metadata: dict[str, str]) -> Conversation:
+        now = self._clock()
+        conversation_id = f"conv_{uuid.uuid4().hex}"
+        cwd = self.workspace / conversation_id if self.settings.isolate_workspaces else None
+        conversation = Conversation(
+            id=conversation_id, session_id=str(uuid.uuid4()),
+            cwd=str(cwd or self.workspace), model=model, system_prompt=system_prompt,
+            metadata=metadata, created_at=now, updated_at=now,
+        )
+        await self.store.put(conversation)
+        self.counters["created"] += 1
+        return conversation
+
+    @asynccontextmanager
+    async def turn(
+        self, request: ChatCompletionRequest, *, conversation_id: str | None, model: str
+    ) -> AsyncIterator[Ticket]:
+        """Decide and lock the conversation a request continues; roll back unless completed.
+
+        The request must already be valid (the caller plans it once without a session).
+        """
+        system, turns = request_history(request)
+        if not turns:
+            raise InvalidRequestError("'messages' must contain a user message", param="messages")
+        ticket = await self._ticket(conversation_id, system, turns, model)
+        conversation = ticket.conversation
+        good = conversation.transcript_bytes if conversation.started else 0
+        try:
+            await trio.to_thread.run_sync(
+                lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
+            await self.files.roll_back(conversation.cwd, conversation.session_id, good)
+            yield ticket
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._settle(ticket, good)
+                finally:
+                    self._release(conversation.id)
+
+    async def _settle(self, ticket: Ticket, good: int) -> None:
+        """After the CLI exited: roll a failed turn back, or note the transcript's length."""
+        c = ticket.conversation
+        if not ticket.completed:
+            await self.files.roll_back(c.cwd, c.session_id, good)
+            return
+        size = await self.files.size(c.cwd, c.session_id)
+        ticket.conversation = attrs.evolve(c, transcript_bytes=size or 0,
+                                           started=size is not None)
+        await self.store.put(ticket.conversation)
+
+    async def _ticket(self, conversation_id: str | None, system: str | None,
+                      turns: tuple[HistoryTurn, ...], model: str) -> Ticket:
+        if conversation_id:
+            await self.get(conversation_id)
+            await self._acquire(conversation_id)
+            try:
+                conversation = await self.get(conversation_id)  # it may be gone by now
+            except ConversationNotFound:
+                self._release(conversation_id)
+                raise
+            self._check_length(conversation.turns * 2 + 1)
+            self.counters["resumed"] += 1
+            return self._make_ticket(conversation, turns[-1:])
+        if len(turns) > 1:
+            digest = fingerprint(system, turns[:-1])
+            found = self._live(await self.store.find(digest))
+            if found is not None:
+                await self._acquire(found.id)
+                current = await self.store.get(found.id)
+                if current is not None and current.fingerprint == digest:
+                    self.counters["matched"] += 1
+                    return self._make_ticket(current, turns[-1:])
+                self._release(found.id)  # it moved on meanwhile: start afresh
+        self._check_length(len(turns))
+        return await self._start(system, turns, model)
+
+    async def _start(self, system: str | None, turns: tuple[HistoryTurn, ...],
+                     model: str) -> Ticket:
+        conversation = await self.create(model=model, system_prompt=system, metadata={})
+        await self._acquire(conversation.id)
+        earlier = turns[:-1]
+        pairs = seedable(earlier) if earlier else None
+        if pairs:
+            now = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
+            transcript = seed_transcript(
+                pairs, session_id=conversation.session_id, cwd=conversation.cwd,
+                version=self._cli_version(), model=model,
+                timestamp=now.replace("+00:00", "Z"),
+                uuids=iter(lambda: str(uuid.uuid4()), None),
+            )
+            size = await self.files.write(conversation.cwd, conversation.session_id, transcript)
+            conversation = attrs.evolve(conversation, transcript_bytes=size, started=True)
+            self.counters["seeded"] += 1
+        if earlier:
+            # Stored either way: a seeded history is in the transcript, an unseedable one
+            # is quoted in this turn's prompt.
+            await self.store.add_turn(conversation, self._stored(earlier))
+        return self._make_ticket(conversation, turns[-1:])
+
+    def _make_ticket(self, c: Conversation, new_turns: tuple[HistoryTurn, ...]) -> Ticket:
+        session = SessionPlan(session_id=c.session_id, resume=c.started, cwd=c.cwd,
+                              system_prompt=c.system_prompt)
+        return Ticket(conversation=c, session=session, new_turns=new_turns)
+
+    def _check_length(self, messages: int) -> None:
+        limit = self.settings.max_history_messages
+        if messages > limit:
+            raise InvalidRequestError(
+                f"The conversation would hold {messages} messages; the limit is {limit}. "
+                "Start a new conversation.",
+                param="messages", code="context_length_exceeded",
+            )
+
+    def _stored(self, turns: tuple[HistoryTurn, ...]) -> list[StoredMessage]:
+        now = self._clock()
+        return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
+
+    async def complete(self, ticket: Ticket, reply: str, model: str) -> Conversation:
+        """Record a finished turn's messages and the history's new fingerprint.
+
+        The CLI writes its transcript when it exits, after the result: its length is taken
+        then (`_settle`); until then it is "unknown", which a roll-back leaves alone.
+        """
+        with trio.CancelScope(shield=True):  # the turn happened: never lose its record
+            c = ticket.conversation
+            new = (*ticket.new_turns, HistoryTurn("assistant", (("text", reply),)))
+            earlier = await self.store.messages(c.id)
+            history = [HistoryTurn(m.role, m.parts) for m in earlier] + list(new)
+            c = attrs.evolve(
+                c, turns=c.turns + 1, updated_at=self._clock(), model=model,
+                fingerprint=fingerprint(c.system_prompt, history),
+                transcript_bytes=UNKNOWN_LENGTH, started=True,
+            )
+            await self.store.add_turn(c, self._stored(new))
+        ticket.conversation, ticket.completed = c, True
+        return c
+
+    async def delete(self, conversation_id: str) -> None:
+        c = await self.get(conversation_id)
+        lock = self._locks.get(conversation_id)
+        if lock is not None and lock.locked():
+            raise ConversationBusy(conversation_id, 0)
+        await self._remove(c)
+
+    async def _remove(self, c: Conversation) -> None:
+        await self.store.delete(c.id)
+        own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
+        await self.files.remove(c.cwd, c.session_id, own)
+
+    async def sweep_expired(self) -> int:
+        """Delete conversations idle past the timeout (skipping any that is answering)."""
+        timeout = self.settings.session_timeout_minutes * 60
+        removed = 0
+        for c in await self.store.expired(self._clock() - timeout):
+            lock = self._locks.get(c.id)
+            if lock is None or not lock.locked():
+                await self._remove(c)
+                removed += 1
+        self.counters["expired"] += removed
+        return removed
+
+    async def sweep_forever(self) -> None:
+        interval = min(60.0, self.settings.session_timeout_minutes * 30)
+        while True:
+            await self.sweep_expired()
+            await trio.sleep(interval)
+
+    async def _acquire(self, conversation_id: str) -> None:
+        lock = self._locks.setdefault(conversation_id, trio.Lock())
+        try:
+            lock.acquire_nowait()
+            return
+        except trio.WouldBlock:
+            pass
+        wait = self.settings.busy_wait_seconds
+        with trio.move_on_after(wait):
+            await lock.acquire()
+            return
+        self._forget(conversation_id, lock)
+        raise ConversationBusy(conversation_id, wait)
+
+    def _release(self, conversation_id: str) -> None:
+        lock = self._locks[conversation_id]
+        lock.release()
+        self._forget(conversation_id, lock)
+
+    def _forget(self, conversation_id: str, lock: trio.Lock) -> None:
+        if not lock.locked() and not lock.statistics().tasks_waiting:
+            self._locks.pop(conversation_id, None)

@@ -1,0 +1,217 @@
+"""Conversations through the real gateway and CLI: resume by id, by history, seeded history,
+404/409, the CRUD endpoints, and a server killed with SIGKILL that continues afterwards."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.gateway import Gateway, running_gateway, wait_until
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conv")
+
+
+@pytest.fixture(scope="module")
+def fake(tmp: Path) -> Iterator[FakeAPI]:
+    with running_fakeapi(tmp) as api:
+        yield api
+
+
+def gateway_env(fake: FakeAPI, tmp: Path) -> dict[str, str]:
+    return cli_env(fake, str(tmp / "cfg")) | {
+        "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
+        "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
+        "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
+        "CLAUDE_CODE__CONVERSATION__BUSY_WAIT_SECONDS": "2",
+    }
+
+
+@pytest.fixture(scope="module")
+def gw(fake: FakeAPI, tmp: Path) -> Iterator[Gateway]:
+    with running_gateway(gateway_env(fake, tmp)) as gateway:
+        yield gateway
+
+
+def client(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
+
+
+def say(text: str, reply: str, **script: object) -> str:
+    return f"{text} [[fake {json.dumps({'text': reply, **script})}]]"
+
+
+def _texts(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content
+                     if b.get("type") == "text" and not b["text"].startswith("<system-reminder>"))
+
+
+def upstream_turns(fake: FakeAPI, marker: str) -> list[tuple[str, str]]:
+    """(role, text) of the upstream request whose last user message holds ``marker``."""
+    for request in reversed(fake.messages_requests()):
+        messages = [m for m in request["body"]["messages"] if m["role"] in ("user", "assistant")]
+        if marker in _texts(messages[-1]):
+            return [(m["role"], _texts(m)) for m in messages]
+    raise AssertionError(f"no upstream request carries {marker!r}")
+
+
+def test_continue_by_id_resumes_the_cli_session(fake: FakeAPI, gw: Gateway) -> None:
+    c = client(gw)
+    first = c.chat.completions.with_raw_response.create(
+        model="sonnet", messages=[{"role": "user", "content": say("ID-ONE", "Reply one")}])
+    done = first.parse()
+    conversation = first.headers["x-conversation-id"]
+    assert conversation.startswith("conv_") and done.conversation_id == conversation  # type: ignore[attr-defined]
+    second = c.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": say("ID-TWO", "Reply two")}],
+        extra_body={"conversation_id": conversation})
+    assert second.choices[0].message.content == "Reply two"
+    turns = upstream_turns(fake, "ID-TWO")
+    assert [r for r, _ in turns] == ["user", "assistant", "user"]
+    assert "ID-ONE" in turns[0][1] and turns[1][1] == "Reply one"
+    # The header works as well as the body field, and streams carry the id.
+    stream = c.chat.completions.create(
+        model="sonnet", stream=True, messages=[{"role": "user", "content": say("ID-3", "Three")}],
+        extra_headers={"x-conversation-id": conversation})
+    chunks = list(stream)
+    assert chunks[0].conversation_id == conversation  # type: ignore[attr-defined]
+    assert chunks[-1].conversation_id == conversation  # type: ignore[attr-defined]
+    assert [r for r, _ in upstream_turns(fake, "ID-3")] == ["user", "assistant"] * 2 + ["user"]
+
+
+def test_stateless_client_resending_history_continues_the_same_session(
+        fake: FakeAPI, gw: Gateway) -> None:
+    c = client(gw)
+    history: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": say("FP-ONE", "Answer one")}]
+    first = c.chat.completions.create(model="sonnet", messages=history)  # type: ignore[arg-type]
+    history += [{"role": "assistant", "content": first.choices[0].message.content},
+                {"role": "user", "content": say("FP-TWO", "Answer two")}]
+    second = c.chat.completions.create(model="sonnet", messages=history)  # type: ignore[arg-type]
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    turns = upstream_turns(fake, "FP-TWO")
+    assert [r for r, _ in turns] == ["user", "assistant", "user"]
+    assert turns[1][1] == "Answer one"
+    # The FP-TWO text was sent once, as the new turn: no history quoted inline.
+    assert "conversation_history" not in turns[2][1]
+    # A different edit of the history is a new conversation.
+    history[2] = {"role": "assistant", "content": "something else"}
+    third = c.chat.completions.create(model="sonnet", messages=history)  # type: ignore[arg-type]
+    assert third.conversation_id != first.conversation_id  # type: ignore[attr-defined]
+
+
+def test_unknown_history_is_seeded_as_real_turns(fake: FakeAPI, gw: Gateway) -> None:
+    messages = [
+        {"role": "user", "content": "My name is Bob."},
+        {"role": "assistant", "content": "Nice to meet you, Bob."},
+        {"role": "user", "content": "I live in Paris."},
+        {"role": "assistant", "content": "Paris is lovely."},
+        {"role": "user", "content": say("SEED-Q What is my name?", "Bob from Paris")},
+    ]
+    done = client(gw).chat.completions.create(model="sonnet", messages=messages)  # type: ignore[arg-type]
+    assert done.choices[0].message.content == "Bob from Paris"
+    turns = upstream_turns(fake, "SEED-Q")
+    assert [r for r, _ in turns] == ["user", "assistant", "user", "assistant", "user"]
+    assert [t for _, t in turns[1:4]] == ["Nice to meet you, Bob.", "I live in Paris.",
+                                          "Paris is lovely."]
+    assert "My name is Bob." in turns[0][1]
+    stored = httpx.get(f"{gw.v1}/conversations/{done.conversation_id}").json()  # type: ignore[attr-defined]
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"] * 3
+
+
+def test_unknown_id_is_404_before_any_cli_runs(fake: FakeAPI, gw: Gateway) -> None:
+    before = len(fake.messages_requests())
+    with pytest.raises(openai.NotFoundError) as info:
+        client(gw).chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": "hi"}],
+            extra_body={"conversation_id": "conv_doesnotexist"})
+    assert info.value.code == "conversation_not_found"
+    assert len(fake.messages_requests()) == before
+
+
+def test_second_request_on_a_busy_conversation_gets_409(fake: FakeAPI, gw: Gateway) -> None:
+    c = client(gw)
+    conversation = c.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": say("BUSY-0", "ok")}]
+    ).conversation_id  # type: ignore[attr-defined]
+    results: list[str] = []
+
+    def slow() -> None:
+        done = c.chat.completions.create(
+            model="sonnet", extra_body={"conversation_id": conversation},
+            messages=[{"role": "user", "content": say("BUSY-1", "slow", first_delay_ms=6000)}])
+        results.append(done.choices[0].message.content or "")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        # Once the upstream has the slow turn, its CLI holds the conversation.
+        assert wait_until(lambda: any("BUSY-1" in json.dumps(r["body"]["messages"][-1])
+                                      for r in fake.messages_requests()), timeout=20)
+        r = httpx.post(f"{gw.v1}/chat/completions", timeout=30, json={
+            "conversation_id": conversation,
+            "messages": [{"role": "user", "content": say("BUSY-2", "fast")}]})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "conversation_busy"
+        assert r.headers["retry-after"] == "1"
+    finally:
+        thread.join()
+    assert results == ["slow"]
+
+
+def test_conversation_endpoints(tmp: Path, gw: Gateway) -> None:
+    with httpx.Client(base_url=gw.v1, timeout=60) as h:
+        made = h.post("/conversations", json={"model": "haiku", "system_prompt": "SYS-CRUD",
+                                              "metadata": {"team": "a"}}).json()
+        assert made["object"] == "conversation" and made["metadata"] == {"team": "a"}
+        turn = h.post("/chat/completions", json={
+            "conversation_id": made["id"],
+            "messages": [{"role": "user", "content": say("CRUD-1", "crud reply")}]}).json()
+        assert turn["model"] == "haiku" and turn["conversation_id"] == made["id"]
+        got = h.get(f"/conversations/{made['id']}").json()
+        assert got["turns"] == 1 and got["messages"][1] == {
+            "role": "assistant", "content": "crud reply", "created_at": got["messages"][1]["created_at"]}
+        first = h.get("/conversations", params={"limit": 1}).json()
+        assert first["data"][0]["id"] == made["id"] and first["has_more"] is True
+        rest = h.get("/conversations", params={"limit": 100, "after": made["id"]}).json()
+        assert made["id"] not in [c["id"] for c in rest["data"]] and rest["data"]
+        assert h.get("/conversations", params={"limit": 0}).status_code == 400
+        assert h.post("/conversations", json={"metadata": {"k": 1}}).status_code == 400
+        transcripts = list((tmp / "cfg" / "projects").glob(f"*{made['id'][5:]}*/*.jsonl"))
+        assert len(transcripts) == 1
+        assert h.delete(f"/conversations/{made['id']}").json()["deleted"] is True
+        assert not transcripts[0].exists() and not (tmp / "ws" / made["id"]).exists()
+        assert h.get(f"/conversations/{made['id']}").status_code == 404
+        assert h.delete(f"/conversations/{made['id']}").status_code == 404
+
+
+def test_sigkilled_server_continues_the_conversation_after_restart(
+        fake: FakeAPI, tmp: Path) -> None:
+    env = gateway_env(fake, tmp / "restart")
+    with running_gateway(env) as first:
+        conversation = client(first).chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": say("KILL-1", "before")}]
+        ).conversation_id  # type: ignore[attr-defined]
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+    with running_gateway(env) as second:
+        done = client(second).chat.completions.create(
+            model="sonnet", extra_body={"conversation_id": conversation},
+            messages=[{"role": "user", "content": say("KILL-2", "after")}])
+    assert done.choices[0].message.content == "after"
+    turns = upstream_turns(fake, "KILL-2")
+    assert [r for r, _ in turns] == ["user", "assistant", "user"] and turns[1][1] == "before"
