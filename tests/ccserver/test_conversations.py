@@ -1,0 +1,187 @@
+"""The conversation store and the rules that pick a conversation, without a CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from ccproto import InvalidRequestError, structure_request
+from ccserver.conversations import ConversationBusy, ConversationNotFound, Conversations
+from ccserver.sessions import SessionFiles
+from ccserver.settings.sections import ConversationSettings
+from ccserver.store import SCHEMA_VERSION, Conversation, SQLiteStore, StoredMessage
+
+
+class Clock:
+    now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def make(tmp_path: Path, **settings: Any) -> tuple[Conversations, SQLiteStore, Clock]:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    clock = Clock()
+    conversations = Conversations(
+        store, SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")}),
+        ConversationSettings(**settings), workspace=tmp_path / "ws",
+        cli_version=lambda: "2.1.197", clock=clock)
+    return conversations, store, clock
+
+
+def request(*messages: dict[str, Any], conversation_id: str | None = None) -> Any:
+    body: dict[str, Any] = {"messages": list(messages)}
+    if conversation_id:
+        body["conversation_id"] = conversation_id
+    return structure_request(json.dumps(body).encode())
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+async def test_store_round_trip_pages_and_survives_reopening(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    for n in range(5):
+        await store.put(Conversation(id=f"c{n}", session_id="s", cwd="/w", model=None,
+                                     system_prompt=None, created_at=n, updated_at=n))
+    await store.add_turn(await store.get("c1"),  # type: ignore[arg-type]
+                         [StoredMessage(role="user", parts=(("text", "hi"),), created_at=1)])
+    first, more = await store.page(limit=2, after=None)
+    assert [c.id for c in first] == ["c4", "c3"] and more
+    last, more = await store.page(limit=5, after="c3")
+    assert [c.id for c in last] == ["c2", "c1", "c0"] and not more
+    await store.close()
+    reopened = SQLiteStore(tmp_path / "s.sqlite3")
+    await reopened.open()
+    # An update keeps the messages (a REPLACE would cascade-delete them).
+    c1 = await reopened.get("c1")
+    assert c1 is not None
+    await reopened.put(attrs.evolve(c1, turns=3))
+    assert [m.parts for m in await reopened.messages("c1")] == [(("text", "hi"),)]
+    assert await reopened.delete("c1") and not await reopened.delete("c1")
+    assert await reopened.messages("c1") == []
+    await reopened.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="schema version"):
+        await SQLiteStore(path).open()
+
+
+async def test_new_then_matched_by_fingerprint_then_by_id(tmp_path: Path) -> None:
+    convs, store, _ = await make(tmp_path)
+    async with convs.turn(request(user("one")), conversation_id=None, model="m") as t1:
+        assert not t1.session.resume and t1.session.cwd.endswith(t1.conversation.id)
+        await convs.complete(t1, "reply one", "m")
+    cid = t1.conversation.id
+    follow = request(user("one"), assistant("reply one"), user("two"))
+    async with convs.turn(follow, conversation_id=None, model="m") as t2:
+        assert t2.conversation.id == cid and [t.text for t in t2.new_turns] == ["two"]
+        await convs.complete(t2, "reply two", "m")
+    async with convs.turn(request(user("three")), conversation_id=cid, model="m") as t3:
+        assert t3.conversation.id == cid
+    # t3 never completed: nothing of it was stored.
+    assert [m.role for m in await store.messages(cid)] == ["user", "assistant"] * 2
+    with pytest.raises(ConversationNotFound):
+        async with convs.turn(request(user("x")), conversation_id="conv_nope", model="m"):
+            pass
+
+
+async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> None:
+    convs, store, _ = await make(tmp_path)
+    req = request(user("My name is Bob."), assistant("Hi Bob."), user("Name?"))
+    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+        assert ticket.session.resume
+        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [line["type"] for line in lines] == ["user", "assistant"]
+    # Not completed: the seeded transcript stays (it is the history), messages too.
+    assert path.exists()
+    assert len(await store.messages(ticket.conversation.id)) == 2
+
+
+async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
+    convs, store, _ = await make(tmp_path)
+    req = request(user("a"), assistant("b"), user("c"))
+    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        seeded = path.read_bytes()
+        with path.open("ab") as f:
+            f.write(b'{"type":"user","half a failed turn":true}\n')
+    assert path.read_bytes() == seeded
+
+
+async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
+    convs, _, _ = await make(tmp_path, busy_wait_seconds=0.2)
+    conversation = await convs.create(model=None, system_prompt=None, metadata={})
+    order: list[str] = []
+
+    async def hold(seconds: float) -> None:
+        async with convs.turn(request(user("1")), conversation_id=conversation.id, model="m"):
+            order.append("first in")
+            await trio.sleep(seconds)
+        order.append("first out")
+
+    async def follow() -> None:
+        await trio.sleep(0.01)
+        async with convs.turn(request(user("2")), conversation_id=conversation.id, model="m"):
+            order.append("second in")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, 0.1)  # shorter than the busy wait
+        nursery.start_soon(follow)
+    assert order == ["first in", "first out", "second in"]
+
+    async def too_long() -> None:
+        await trio.sleep(0.01)
+        with pytest.raises(ConversationBusy):
+            async with convs.turn(request(user("3")), conversation_id=conversation.id,
+                                  model="m"):
+                pass
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, 0.5)
+        nursery.start_soon(too_long)
+        await trio.sleep(0.05)
+        with pytest.raises(ConversationBusy):
+            await convs.delete(conversation.id)
+
+
+async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> None:
+    convs, store, clock = await make(tmp_path, session_timeout_minutes=1)
+    req = request(user("a"), assistant("b"), user("c"))
+    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+        await convs.complete(ticket, "d", "m")
+    c = ticket.conversation
+    path = convs.files.transcript(c.cwd, c.session_id)
+    assert path.exists() and Path(c.cwd).is_dir()
+    clock.now += 30
+    assert await convs.sweep_expired() == 0
+    clock.now += 31
+    with pytest.raises(ConversationNotFound):  # expired counts as gone before the sweep
+        await convs.get(c.id)
+    assert await convs.sweep_expired() == 1
+    assert await store.get(c.id) is None and not path.exists() and not Path(c.cwd).exists()
+
+
+async def test_history_longer_than_the_limit_is_400(tmp_path: Path) -> None:
+    convs, _, _ = await make(tmp_path, max_history_messages=2)
+    with pytest.raises(InvalidRequestError, match="limit is 2"):
+        async with convs.turn(request(user("a"), assistant("b"), user("c")),
+                              conversation_id=None, model="m"):
+            pass
