@@ -27,16 +27,28 @@ from .converter import dumps, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
 from .history import Turn as HistoryTurn
 from .history import fingerprint, munge_cwd, request_history, seed_transcript, seedable
+from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
+    ImagePart,
     Model,
     ModelList,
 )
-from .plan import Invocation, PlanOptions, SessionPlan, plan_invocation, resolve_model
+from .plan import (
+    Invocation,
+    PlanOptions,
+    SessionPlan,
+    model_names,
+    plan_invocation,
+    resolve_model,
+)
+from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS
 from .prompt import Prompt, build_prompt, user_line
-from .sse import DONE, KEEPALIVE, encode_data
+from .responses import ResponseBuilder, responses_usage, ws_error
+from .responses_input import ResponsesRequest, chat_request, structure_responses_request
+from .sse import DONE, KEEPALIVE, encode_data, encode_event
 from .stream import DEFAULT_MAX_LINE_SIZE, NEED_DATA, CLIStream
 from .turn import (
     ReasoningDelta,
@@ -50,7 +62,9 @@ from .turn import (
 )
 
 __all__ = [
+    "CLI_MODEL_ALIASES",
     "DEFAULT_MAX_LINE_SIZE",
+    "DEFAULT_TOOLS",
     "DONE",
     "KEEPALIVE",
     "NEED_DATA",
@@ -64,6 +78,8 @@ __all__ = [
     "ControlResponse",
     "Exit",
     "HistoryTurn",
+    "ImageLimits",
+    "ImagePart",
     "InvalidRequestError",
     "Invocation",
     "Model",
@@ -74,6 +90,8 @@ __all__ = [
     "ProtocolError",
     "ReasoningDelta",
     "Record",
+    "ResponseBuilder",
+    "ResponsesRequest",
     "Result",
     "SessionPlan",
     "StreamEvent",
@@ -89,20 +107,30 @@ __all__ = [
     "UnknownRecord",
     "UserMessage",
     "build_prompt",
+    "chat_request",
+    "check_image_count",
     "collect",
+    "data_url",
     "dumps",
     "encode_data",
+    "encode_event",
     "fingerprint",
     "finish_reason",
+    "image_block",
     "make_converter",
+    "model_names",
     "munge_cwd",
     "openai_usage",
     "parse_record",
     "plan_invocation",
     "request_history",
     "resolve_model",
+    "responses_usage",
     "seed_transcript",
     "seedable",
+    "sniff_media_type",
     "structure_request",
+    "structure_responses_request",
     "user_line",
+    "ws_error",
 ]

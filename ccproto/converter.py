@@ -112,6 +112,12 @@ def _register_content(c: JsonConverter) -> None:
             return tuple(value)
         raise ValueError("expected a string or a list of strings")
 
+    def str_list(value: Any, _: Any) -> tuple[str, ...] | None:
+        # cattrs would take a bare string as a sequence of one-letter names.
+        if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return None if value is None else tuple(value)
+        raise ValueError("expected a list of strings")
+
     def str_or_dict(value: Any, _: Any) -> str | dict[str, Any] | None:
         if value is None or isinstance(value, str | dict):
             return value
@@ -122,6 +128,7 @@ def _register_content(c: JsonConverter) -> None:
     for union, hook in (
         (str | tuple[ContentPart, ...] | None, content),
         (str | tuple[str, ...] | None, str_or_list),
+        (tuple[str, ...] | None, str_list),
         (str | dict[str, Any] | None, str_or_dict),
     ):
         c.register_structure_hook_func(_is(union), hook)

@@ -105,6 +105,13 @@ class ChatCompletionRequest:
     tool_choice: str | dict[str, Any] | None = None
     # Extension: continue this stored conversation (the SDKs send it through extra_body).
     conversation_id: str | None = None
+    # Extensions that may only narrow what the server allows (plan.py enforces it):
+    #: a lower --max-turns than the server's.
+    max_turns: int | None = None
+    #: only these of the server's built-in tools (--tools).
+    enabled_tools: tuple[str, ...] | None = None
+    #: tools (or patterns such as ``Bash(rm *)``, ``mcp__server``) to deny (--disallowedTools).
+    disabled_tools: tuple[str, ...] | None = None
 
 
 # ---- responses ----------------------------------------------------------------------------

@@ -13,10 +13,25 @@ from collections.abc import Mapping
 import attrs
 
 from .errors import InvalidRequestError
+from .images import ImageLimits
 from .openai_types import ChatCompletionRequest
+from .policy import (
+    check_model,
+    narrowed_disallowed,
+    narrowed_max_turns,
+    narrowed_tools,
+    valid_models,
+)
 from .prompt import build_prompt, user_line
 
-__all__ = ["Invocation", "PlanOptions", "SessionPlan", "plan_invocation", "resolve_model"]
+__all__ = [
+    "Invocation",
+    "PlanOptions",
+    "SessionPlan",
+    "model_names",
+    "plan_invocation",
+    "resolve_model",
+]
 
 # `reasoning_effort` values clients send -> the CLI's --effort levels.
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
@@ -51,6 +66,23 @@ class PlanOptions:
     max_turns: int = 0
     max_retries: int = 2
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
+    #: Request model name -> CLI model; keys are valid model names too.
+    model_map: Mapping[str, str] = attrs.field(factory=dict)
+    #: Extra model names a request may use as they are.
+    models: tuple[str, ...] = ()
+    fallback_model: str = ""
+    disallowed_tools: tuple[str, ...] = ()
+    #: Absolute directories the CLI's tools may use besides the cwd (--add-dir).
+    add_dirs: tuple[str, ...] = ()
+    #: --dangerously-skip-permissions instead of --permission-mode.
+    skip_permissions: bool = False
+    #: "" = the CLI's default (user, project, local): project means the workspace's
+    #: CLAUDE.md and .claude/settings.json are read (reference §8.1).
+    setting_sources: str = "user"
+    #: MCP config files (--mcp-config); --strict-mcp-config is always given.
+    mcp_configs: tuple[str, ...] = ()
+    mcp_debug: bool = False
+    images: ImageLimits = attrs.field(factory=ImageLimits)
 
 
 @attrs.frozen(kw_only=True)
@@ -70,8 +102,14 @@ class SessionPlan:
 
 
 def resolve_model(request: ChatCompletionRequest, options: PlanOptions) -> str:
-    model = request.model.strip()
-    return options.default_model if model in ("", "default") else model
+    """The CLI model for the request (raises InvalidRequestError for an unknown name)."""
+    return check_model(request.model, default=options.default_model,
+                       model_map=options.model_map, models=options.models)
+
+
+def model_names(options: PlanOptions) -> tuple[str, ...]:
+    """The model names requests may use (plus any full ``claude-...`` id), for /v1/models."""
+    return valid_models(options.model_map, (options.default_model, *options.models))
 
 
 def _check_supported(request: ChatCompletionRequest) -> None:
@@ -106,7 +144,7 @@ def plan_invocation(
     """
     _check_supported(request)
     resume = session is not None and session.resume
-    prompt = build_prompt(request, inline_history=not resume)
+    prompt = build_prompt(request, inline_history=not resume, image_limits=options.images)
     system = prompt.system if prompt.system is not None else session and session.system_prompt
     argv = [
         options.executable, "-p",
@@ -116,8 +154,15 @@ def plan_invocation(
         "--model", resolve_model(request, options),
         # Only MCP servers the gateway configures, never a workspace's .mcp.json (§8.6).
         "--strict-mcp-config",
-        "--permission-mode", options.permission_mode,
     ]
+    env = dict(inherited_env)
+    if options.skip_permissions:
+        # Opted into by the operator. As root the CLI refuses the flag unless IS_SANDBOX=1
+        # (reference §1.2): turning permissions off declares the machine a sandbox.
+        argv.append("--dangerously-skip-permissions")
+        env["IS_SANDBOX"] = "1"
+    else:
+        argv += ["--permission-mode", options.permission_mode]
     if session is None:
         # Stateless: nothing to resume later, so nothing is written to disk.
         argv.append("--no-session-persistence")
@@ -126,15 +171,31 @@ def plan_invocation(
     if system:
         replace = options.system_prompt_mode == "replace"
         argv += ["--system-prompt" if replace else "--append-system-prompt", system]
-    if options.tools != "default":
-        argv += ["--tools", options.tools]
+    tools = narrowed_tools(options.tools, request.enabled_tools)
+    if tools is not None:
+        argv += ["--tools", tools]
     if options.allowed_tools:
         argv += ["--allowedTools", *options.allowed_tools]
-    if options.max_turns > 0:
-        argv += ["--max-turns", str(options.max_turns)]
+    disallowed = narrowed_disallowed(options.tools, options.disallowed_tools,
+                                     request.disabled_tools)
+    if disallowed:
+        argv += ["--disallowedTools", *disallowed]
+    max_turns = narrowed_max_turns(options.max_turns, request.max_turns)
+    if max_turns > 0:
+        argv += ["--max-turns", str(max_turns)]
+    for directory in options.add_dirs:
+        argv += ["--add-dir", directory]
+    if options.setting_sources:
+        argv += ["--setting-sources", options.setting_sources]
+    if options.mcp_configs:
+        argv += ["--mcp-config", *options.mcp_configs]
+    if options.mcp_debug:
+        # "=": the filter is optional, so a separate argument would be taken as a prompt.
+        argv.append("--debug=mcp")
+    if options.fallback_model:
+        argv += ["--fallback-model", options.fallback_model]
     if request.reasoning_effort is not None:
         argv += ["--effort", _EFFORT[request.reasoning_effort]]
-    env = dict(inherited_env)
     # Without this the CLI phones home and may send extra title requests (reference §10).
     env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
     # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.

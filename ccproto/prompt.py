@@ -5,6 +5,9 @@ Policy (documented in the README):
 * ``system`` and ``developer`` messages, wherever they stand, are joined in order with a
   blank line and become the run's system prompt.
 * The last message must come from the user (or be a tool result); it becomes the turn.
+* Image parts of the last user message become image blocks in place, between its text
+  blocks (`images.image_block` checks them). Images in earlier messages cannot be given to
+  the CLI as images inside the quoted history, so they are refused with a 400.
 * Earlier turns are left out when the run resumes a CLI session that holds them (the
   caller says so). Otherwise they are not dropped: they go first in the same user
   message, as a ``<conversation_history>`` text block that quotes each turn with its
@@ -19,6 +22,7 @@ from typing import Any
 import attrs
 
 from .errors import InvalidRequestError
+from .images import ImageLimits, check_image_count, image_block
 from .openai_types import ChatCompletionRequest, ImagePart, Message, OtherPart, TextPart
 
 __all__ = ["Prompt", "build_prompt", "user_line"]
@@ -54,7 +58,8 @@ def _text_of(message: Message, index: int) -> str:
 def _unsupported(part: ImagePart | OtherPart | TextPart, i: int, j: int) -> None:
     if isinstance(part, ImagePart):
         raise InvalidRequestError(
-            "Image inputs are not supported by this server yet",
+            "Images are only supported in the last user message; an image in an earlier "
+            "message cannot be delivered to Claude Code",
             param=f"messages[{i}].content[{j}]",
             code="unsupported_content",
         )
@@ -82,14 +87,47 @@ def _quote(message: Message, index: int) -> str:
     return f"[{label}]\n{text}"
 
 
-def build_prompt(request: ChatCompletionRequest, *, inline_history: bool = True) -> Prompt:
+def _final_blocks(message: Message, index: int, limits: ImageLimits) -> list[dict[str, Any]]:
+    """The last user message as text and image blocks, in the client's order."""
+    content = message.content
+    if not isinstance(content, tuple):
+        return [{"type": "text", "text": _text_of(message, index)}]
+    count = sum(isinstance(p, ImagePart) for p in content)
+    check_image_count(count, param=f"messages[{index}].content", limits=limits)
+    blocks: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+            continue
+        if not isinstance(part, ImagePart):
+            _unsupported(part, index, j)
+            continue
+        # Adjacent text parts are joined with a newline, as `_text_of` joins them; the API
+        # refuses empty text blocks, so blank runs next to an image are left out.
+        if "".join(texts).strip():
+            blocks.append({"type": "text", "text": "\n".join(texts)})
+        texts = []
+        param = f"messages[{index}].content[{j}]"
+        blocks.append(image_block(part.image_url.url, param=param, limits=limits))
+    if "".join(texts).strip() or not blocks:
+        blocks.append({"type": "text", "text": "\n".join(texts)})
+    return blocks
+
+
+def build_prompt(
+    request: ChatCompletionRequest,
+    *,
+    inline_history: bool = True,
+    image_limits: ImageLimits | None = None,
+) -> Prompt:
     """Split a request's messages into the system prompt and the user turn.
 
     ``inline_history`` False drops the earlier turns: the resumed session has them.
 
     Raises:
         InvalidRequestError: no messages, the last one is not from the user or a tool,
-            or a content part the CLI cannot take.
+            or a content part the CLI cannot take (see `images` for the image checks).
     """
     if not request.messages:
         raise InvalidRequestError("'messages' must contain at least one message",
@@ -120,10 +158,13 @@ def build_prompt(request: ChatCompletionRequest, *, inline_history: bool = True)
             "type": "text",
             "text": f"<conversation_history>\n{_HISTORY_INTRO}\n\n{body}\n</conversation_history>",
         })
-    final = _quote(last, last_index) if last.role != "user" else _text_of(last, last_index)
-    if not final.strip():
+    if last.role == "user":
+        final = _final_blocks(last, last_index, image_limits or ImageLimits())
+    else:
+        final = [{"type": "text", "text": _quote(last, last_index)}]
+    if len(final) == 1 and final[0]["type"] == "text" and not final[0]["text"].strip():
         raise InvalidRequestError("The last message has no text", param=f"messages[{last_index}]")
-    blocks.append({"type": "text", "text": final})
+    blocks += final
     return Prompt(system="\n\n".join(system) or None, content=tuple(blocks))
 
 

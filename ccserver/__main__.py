@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import trio
 
+from ccserver.auth import bind_problem, configured, is_loopback
 from ccserver.serve import serve
 from ccserver.settings import Settings, SettingsError, load_settings
 
@@ -59,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ccserver: bad settings: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    if (problem := bind_problem(settings)) is not None:
+        print(f"ccserver: refusing to start: {problem}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     configure_logging(settings)
+    if not configured(settings.auth) and not is_loopback(settings.server.host):
+        logging.getLogger("ccserver").warning(
+            "serving %s without API keys (auth.allow_unauthenticated)", settings.server.host)
     try:
         trio.run(serve, settings)
     except KeyboardInterrupt:

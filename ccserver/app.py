@@ -14,13 +14,27 @@ from typing import Any
 
 import trio
 
-from ccproto import Model, ModelList, ProtocolError, dumps
+from ccproto import Model, ModelList, ProtocolError, dumps, model_names
 
+from .accesslog import SCOPE_KEY, access_line
 from .asgi import ClientGone, Receive, Scope, Send, header, send_json
+from .auth import Auth
+from .auth import configured as auth_configured
 from .chat import chat_completions
+from .conversation_api import (
+    create_conversation,
+    delete_conversation,
+    get_conversation,
+    list_conversations,
+)
+from .cors import Cors
 from .errors import error_payload
 from .gateway import Gateway
+from .openapi import openapi_document, package_version
+from .responses import create_response, get_response
 from .settings import Settings
+from .stats import serve_metrics, serve_stats
+from .ws import serve_websocket
 
 __all__ = ["App", "make_app"]
 
@@ -31,9 +45,13 @@ Handler = Callable[[Gateway, Scope, Receive, Send, list[tuple[str, str]]], Await
 # The aliases the CLI resolves itself (reference §8.2).
 CLI_MODEL_ALIASES = ("opus", "sonnet", "haiku")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+# Answer without an API key: a load balancer's health probe has none.
+_OPEN_ROUTES = frozenset({"/health"})
 
 
 def _model_ids(gw: Gateway) -> list[str]:
+    if gw.options is not None:
+        return list(model_names(gw.options))
     ids = [*CLI_MODEL_ALIASES, gw.settings.claude.default_model, *gw.settings.server.models]
     return list(dict.fromkeys(ids))
 
@@ -77,12 +95,27 @@ async def _health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
     return status
 
 
+async def _openapi(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                   headers: list[tuple[str, str]]) -> int:
+    doc = openapi_document(ROUTES, version=package_version(),
+                           auth_enabled=auth_configured(gw.settings.auth))
+    await send_json(send, 200, doc, headers)
+    return 200
+
+
 # path (without /v1) -> {method: handler}; "{}" marks one path argument.
 ROUTES: dict[str, dict[str, Handler]] = {
     "/chat/completions": {"POST": chat_completions},
     "/models": {"GET": _models},
     "/models/{}": {"GET": _model},
     "/health": {"GET": _health},
+    "/stats": {"GET": serve_stats},
+    "/metrics": {"GET": serve_metrics},
+    "/openapi.json": {"GET": _openapi},
+    "/conversations": {"POST": create_conversation, "GET": list_conversations},
+    "/conversations/{}": {"GET": get_conversation, "DELETE": delete_conversation},
+    "/responses": {"POST": create_response},
+    "/responses/{}": {"GET": get_response},
 }
 
 
@@ -98,11 +131,18 @@ def _route(path: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
 class App:
     """The ASGI callable Hypercorn serves."""
 
     def __init__(self, settings: Settings, *, gateway: Gateway | None = None) -> None:
         self.gateway = gateway or Gateway(settings)
+        self.auth = Auth(settings.auth)  # reads auth.keys_file once
+        self.cors = Cors(settings.cors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -110,35 +150,46 @@ class App:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            # No WebSocket surface yet: refuse the handshake.
-            await send({"type": "websocket.close", "code": 1008})
+            await serve_websocket(self.gateway, scope, receive, send, auth=self.auth,
+                                  cors=self.cors)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.gateway.start()
-                except Exception as exc:
-                    log.exception("start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        # The nursery lives from start-up to shutdown: the gateway's housekeeping runs in it.
+        async with trio.open_nursery() as nursery:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    try:
+                        await self.gateway.start()
+                        await nursery.start(self.gateway.run_background)
+                    except Exception as exc:
+                        log.exception("start-up failed")
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    nursery.cancel_scope.cancel()
+                    await self.gateway.stop()
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = trio.current_time()
         given = header(scope, "x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
-        headers = [("x-request-id", request_id)]
+        headers = [("x-request-id", request_id), *self.cors.response_headers(scope)]
         method, path = scope["method"], scope["path"]
         response_started = False
+        sent_status: int | None = None
+        complete = False
 
         async def tracking_send(message: MutableMapping[str, Any]) -> None:
-            nonlocal response_started
+            nonlocal response_started, sent_status, complete
             response_started = True
+            if message["type"] == "http.response.start":
+                sent_status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
             await send(message)
 
         status = 500
@@ -151,8 +202,19 @@ class App:
                 raise  # nothing sane can be sent any more; Hypercorn drops the connection
             status, body, extra = error_payload(exc)
             await send_json(send, status, body, [*headers, *extra])
-        log.info("%s %s %s %d %.3fs", request_id, method, path, status,
-                 trio.current_time() - started)
+        finally:
+            # In `finally` so a request that failed mid-response is still counted and logged.
+            duration = trio.current_time() - started
+            if status == 499 and complete and sent_status is not None:
+                # The whole response went out, so the client did not leave early: Hypercorn
+                # reports http.disconnect from inside the last send, and a handler watching
+                # for it can be cancelled there before returning the status it sent.
+                status = sent_status
+            published = scope.get(SCOPE_KEY) or {}
+            self.gateway.stats.record(endpoint=_route(path)[0] or "unmatched", method=method,
+                                      status=status, duration=duration, log=published)
+            log.info("%s", access_line(request_id=request_id, method=method, path=path,
+                                       status=status, duration=duration, published=published))
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send,
                         headers: list[tuple[str, str]]) -> int:
@@ -163,8 +225,12 @@ class App:
         methods = ROUTES[route]
         allow = ", ".join([*methods, "OPTIONS"])
         if scope["method"] == "OPTIONS":
-            await send_json(send, 204, b"", [*headers, ("allow", allow)])
+            # Never behind auth: browsers send preflights without credentials.
+            cors = self.cors.preflight_headers(scope, methods)
+            await send_json(send, 204, b"", [*headers, ("allow", allow), *cors])
             return 204
+        if route not in _OPEN_ROUTES:
+            self.auth.check(scope)
         handler = methods.get(scope["method"])
         if handler is None:
             await send_json(
@@ -176,7 +242,14 @@ class App:
             )
             return 405
         scope["ccserver.path_arg"] = arg
-        return await handler(self.gateway, scope, receive, send, headers)
+        try:
+            return await handler(self.gateway, scope, receive, send, headers)
+        except BaseExceptionGroup as group:
+            # Handlers run nurseries, which wrap what escapes them; one error is one error.
+            leaves = _leaves(group)
+            if len(leaves) == 1 and isinstance(leaves[0], Exception):
+                raise leaves[0] from None
+            raise
 
 
 def make_app(settings: Settings) -> App:

@@ -68,11 +68,12 @@ async def chat_completions(
                     include_usage=bool(
                         request.stream_options and request.stream_options.include_usage
                     ),
+                    include_reasoning=gw.settings.claude.include_reasoning,
                     conversation_id=run.conversation_id,
                 )
                 status = await _stream(gw, builder, run, send, headers, log)
             else:
-                status = await _respond(run, send, headers, completion_id, created, log)
+                status = await _respond(gw, run, send, headers, completion_id, created, log)
         nursery.cancel_scope.cancel()
     return status
 
@@ -91,6 +92,7 @@ def _log_usage(log: dict[str, Any], event: TurnFinished) -> None:
 
 
 async def _respond(
+    gw: Gateway,
     run: Run,
     send: Send,
     headers: list[tuple[str, str]],
@@ -105,6 +107,7 @@ async def _respond(
         if type(event) in (TurnFinished, TurnFailed):
             break
     result = collect(collected, completion_id=completion_id, created=created, model=run.model,
+                     include_reasoning=gw.settings.claude.include_reasoning,
                      conversation_id=run.conversation_id)
     if isinstance(result, TurnFailed):
         status, body, extra = error_payload(result.error)

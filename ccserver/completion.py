@@ -9,8 +9,9 @@ a client that sends its next turn as soon as it has the answer finds it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -18,21 +19,29 @@ import trio
 
 from ccproto import (
     ChatCompletionRequest,
+    CLIError,
+    Invocation,
+    PlanOptions,
+    SessionPlan,
     TextDelta,
     TurnEvent,
+    TurnFailed,
     TurnFinished,
     plan_invocation,
     resolve_model,
 )
 
+from .conversations import Identity, Ticket
 from .errors import CLIUnavailable
-from .turns import run_turn
+from .images import resolve_images
+from .pool import Fresh, Worker, shape_of
+from .runner import ProcessStartError
+from .turns import drive_turn, failure_event
 
 if TYPE_CHECKING:
-    from .conversations import Ticket
     from .gateway import Gateway
 
-__all__ = ["Run", "run_completion"]
+__all__ = ["Run", "planner", "run_completion"]
 
 
 class Run:
@@ -72,24 +81,106 @@ async def run_completion(
     options = gw.options
     if options is None:
         raise CLIUnavailable(gw.cli_missing_message())
+    # The conversation sees the request as the client sent it (a client resends an image's
+    # URL, not our data: URL), the CLI gets the images fetched and checked.
+    original, request = request, await resolve_images(request, gw.settings)
     # Planned once without a session first, so a bad request changes no conversation.
     plan_invocation(request, options, inherited_env=gw.environ)
     model = resolve_model(request, options)
-    async with gw.conversations.turn(request, conversation_id=conversation_id,
-                                     model=model) as ticket:
-        chosen = ticket.conversation.model
-        if chosen and request.model.strip() in ("", "default"):
-            # A conversation created with a model keeps it when the request names none.
-            request = attrs.evolve(request, model=chosen)
-            model = resolve_model(request, options)
-        inv = plan_invocation(request, options, inherited_env=gw.environ,
-                              session=ticket.session)
-        send_events, events = trio.open_memory_channel[TurnEvent](64)
-        async with gw.admission.slot(), trio.open_nursery() as nursery:
-            nursery.start_soon(run_turn, inv, gw.limits, send_events)
-            run = Run(gw, ticket, model, events)
+    pool = gw.pool
+    shape, fresh = planner(gw, request, options)
+    warm: list[Worker] = []
+
+    def reserve() -> Identity | None:
+        worker = pool.take_warm(shape)
+        if worker is None:
+            return None
+        warm.append(worker)
+        return Identity(worker.conversation_id, worker.session_id, worker.cwd)
+
+    try:
+        async with gw.conversations.turn(original, conversation_id=conversation_id,
+                                         model=model, reserve=reserve) as ticket:
+            if ticket.conversation.turns == 0 and not ticket.session.resume:
+                pool.want(shape, fresh)  # new conversations of this shape: keep some warm
+            chosen = ticket.conversation.model
+            if chosen and request.model.strip() in ("", "default"):
+                # A conversation created with a model keeps it when the request names none.
+                request = attrs.evolve(request, model=chosen)
+                model = resolve_model(request, options)
+            inv = plan_invocation(request, options, inherited_env=gw.environ,
+                                  session=ticket.session)
+            worker = warm[0] if warm else await pool.take_bound(ticket.conversation.id,
+                                                                shape_of(inv))
+            if worker is None:
+                pool.counters["misses"] += 1
+            async with gw.admission.slot():
+                pool.make_room(0)
+                async with _turn_on(gw, worker, inv, ticket, model) as run:
+                    yield run
+    finally:
+        for worker in warm:
+            if worker.busy:  # reserved, then the turn never ran
+                await pool.release(worker, good=False)
+
+
+@asynccontextmanager
+async def _turn_on(
+    gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket, model: str
+) -> AsyncIterator[Run]:
+    """The turn on ``worker`` (None: a new process); afterwards the process is given back."""
+    send_events, events = trio.open_memory_channel[TurnEvent](64)
+    used: list[Worker] = [worker] if worker is not None else []
+    run = Run(gw, ticket, model, events)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_drive, gw, worker, inv, ticket, send_events, used)
             yield run
             if not run.finished:
                 nursery.cancel_scope.cancel()
-            # A finished CLI exits by itself within ~40 ms (run_turn bounds the wait); the
-            # conversation stays locked until then, so no second process opens its session.
+    finally:
+        if used:
+            # Shielded inside: a failed or cancelled turn's process is gone before the
+            # conversation rolls its transcript back.
+            await gw.pool.release(used[0], good=run.finished)
+
+
+async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,
+                 events: trio.MemorySendChannel[TurnEvent], used: list[Worker]) -> None:
+    async with events:
+        outcome: TurnFailed | None
+        try:
+            if worker is None:
+                worker = await gw.pool.start(inv, ticket.conversation.id,
+                                             ticket.session.session_id)
+                used.append(worker)
+            assert worker.proc is not None
+            try:
+                await worker.proc.send(inv.stdin)
+            except trio.BrokenResourceError:
+                pass  # it exited: reading its stdout reports how
+            outcome = await drive_turn(worker.proc, worker.stream, gw.limits, events,
+                                       until_exit=False)
+        except (ProcessStartError, CLIError) as exc:
+            outcome = failure_event(exc)
+        if outcome is not None:
+            await events.send(outcome)
+
+
+def planner(gw: Gateway, request: ChatCompletionRequest,
+            options: PlanOptions) -> tuple[Hashable, Fresh]:
+    """The shape of ``request``'s process, and how to plan one for a new conversation."""
+    system = tuple(m for m in request.messages if m.role in ("system", "developer"))
+    opening = attrs.evolve(request, messages=(*system, request.messages[-1]),
+                           conversation_id=None)
+
+    def plan(session: SessionPlan) -> Invocation:
+        return plan_invocation(opening, options, inherited_env=gw.environ, session=session)
+
+    def fresh() -> tuple[Invocation, str, str]:
+        conversation_id, session_id, cwd = gw.conversations.new_identity()
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+        return plan(SessionPlan(session_id=session_id, resume=False, cwd=cwd)), \
+            conversation_id, session_id
+
+    return shape_of(plan(SessionPlan(session_id="-", resume=False, cwd=""))), fresh

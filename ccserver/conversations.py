@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import attrs
 import trio
@@ -43,10 +44,7 @@ from .sessions import SessionFiles
 from .settings.sections import ConversationSettings
 from .store import Conversation, ConversationStore, StoredMessage
 
-__all__ = ["ConversationBusy", "ConversationNotFound", "Conversations", "Ticket"]
-
-#: Transcript length between a turn's result and its CLI's exit (see `complete`).
-UNKNOWN_LENGTH = -1
+__all__ = ["ConversationBusy", "ConversationNotFound", "Conversations", "Identity", "Ticket"]
 
 
 class ConversationNotFound(ProtocolError):
@@ -69,6 +67,12 @@ class ConversationBusy(ProtocolError):
             code="conversation_busy", param="conversation_id", retryable=True,
             retry_after=1.0,
         )
+
+
+class Identity(NamedTuple):
+    conversation_id: str
+    session_id: str
+    cwd: str
 
 
 @attrs.define(kw_only=True)
@@ -98,6 +102,8 @@ class Conversations:
         self._cli_version = cli_version
         self._clock = clock
         self._locks: dict[str, trio.Lock] = {}
+        #: Called before a conversation's files are removed (the pool stops its process).
+        self.on_remove: Callable[[str], Awaitable[None]] | None = None
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
 
     def _live(self, c: Conversation | None) -> Conversation | None:
@@ -110,14 +116,20 @@ class Conversations:
             raise ConversationNotFound(conversation_id)
         return conversation
 
-    async def create(self, *, model: str | None, system_prompt: str | None,
-                     metadata: dict[str, str]) -> Conversation:
-        now = self._clock()
+    def new_identity(self) -> Identity:
+        """A new conversation's id, CLI session id and working directory."""
         conversation_id = f"conv_{uuid.uuid4().hex}"
         cwd = self.workspace / conversation_id if self.settings.isolate_workspaces else None
+        return Identity(conversation_id, str(uuid.uuid4()), str(cwd or self.workspace))
+
+    async def create(self, *, model: str | None, system_prompt: str | None,
+                     metadata: dict[str, str], identity: Identity | None = None
+                     ) -> Conversation:
+        now = self._clock()
+        conversation_id, session_id, cwd = identity or self.new_identity()
         conversation = Conversation(
-            id=conversation_id, session_id=str(uuid.uuid4()),
-            cwd=str(cwd or self.workspace), model=model, system_prompt=system_prompt,
+            id=conversation_id, session_id=session_id,
+            cwd=cwd, model=model, system_prompt=system_prompt,
             metadata=metadata, created_at=now, updated_at=now,
         )
         await self.store.put(conversation)
@@ -126,43 +138,49 @@ class Conversations:
 
     @asynccontextmanager
     async def turn(
-        self, request: ChatCompletionRequest, *, conversation_id: str | None, model: str
+        self,
+        request: ChatCompletionRequest,
+        *,
+        conversation_id: str | None,
+        model: str,
+        reserve: Callable[[], Identity | None] = lambda: None,
     ) -> AsyncIterator[Ticket]:
         """Decide and lock the conversation a request continues; roll back unless completed.
 
         The request must already be valid (the caller plans it once without a session).
+        A new conversation with no earlier turns takes the identity ``reserve`` gives, if
+        any: that of a warm CLI process started for it.
         """
         system, turns = request_history(request)
         if not turns:
             raise InvalidRequestError("'messages' must contain a user message", param="messages")
-        ticket = await self._ticket(conversation_id, system, turns, model)
+        ticket = await self._ticket(conversation_id, system, turns, model, reserve)
         conversation = ticket.conversation
-        good = conversation.transcript_bytes if conversation.started else 0
         try:
             await trio.to_thread.run_sync(
                 lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
-            await self.files.roll_back(conversation.cwd, conversation.session_id, good)
+            # A server killed mid-turn may have left half a turn behind.
+            await self.files.roll_back(conversation.cwd, conversation.session_id,
+                                       conversation.turns)
             yield ticket
         finally:
             with trio.CancelScope(shield=True):
                 try:
-                    await self._settle(ticket, good)
+                    await self._settle(ticket)
                 finally:
                     self._release(conversation.id)
 
-    async def _settle(self, ticket: Ticket, good: int) -> None:
-        """After the CLI exited: roll a failed turn back, or note the transcript's length."""
+    async def _settle(self, ticket: Ticket) -> None:
+        """After the turn, its CLI stopped (or kept by the pool): roll a failed turn back."""
         c = ticket.conversation
         if not ticket.completed:
-            await self.files.roll_back(c.cwd, c.session_id, good)
-            return
-        size = await self.files.size(c.cwd, c.session_id)
-        ticket.conversation = attrs.evolve(c, transcript_bytes=size or 0,
-                                           started=size is not None)
-        await self.store.put(ticket.conversation)
+            await self.files.roll_back(c.cwd, c.session_id, c.turns)
+            if c.started != await self.files.exists(c.cwd, c.session_id):
+                await self.store.put(attrs.evolve(c, started=not c.started))
 
     async def _ticket(self, conversation_id: str | None, system: str | None,
-                      turns: tuple[HistoryTurn, ...], model: str) -> Ticket:
+                      turns: tuple[HistoryTurn, ...], model: str,
+                      reserve: Callable[[], Identity | None]) -> Ticket:
         if conversation_id:
             await self.get(conversation_id)
             await self._acquire(conversation_id)
@@ -185,11 +203,12 @@ class Conversations:
                     return self._make_ticket(current, turns[-1:])
                 self._release(found.id)  # it moved on meanwhile: start afresh
         self._check_length(len(turns))
-        return await self._start(system, turns, model)
+        return await self._start(system, turns, model, reserve() if len(turns) == 1 else None)
 
     async def _start(self, system: str | None, turns: tuple[HistoryTurn, ...],
-                     model: str) -> Ticket:
-        conversation = await self.create(model=model, system_prompt=system, metadata={})
+                     model: str, identity: Identity | None) -> Ticket:
+        conversation = await self.create(model=model, system_prompt=system, metadata={},
+                                         identity=identity)
         await self._acquire(conversation.id)
         earlier = turns[:-1]
         pairs = seedable(earlier) if earlier else None
@@ -201,8 +220,8 @@ class Conversations:
                 timestamp=now.replace("+00:00", "Z"),
                 uuids=iter(lambda: str(uuid.uuid4()), None),
             )
-            size = await self.files.write(conversation.cwd, conversation.session_id, transcript)
-            conversation = attrs.evolve(conversation, transcript_bytes=size, started=True)
+            await self.files.write(conversation.cwd, conversation.session_id, transcript)
+            conversation = attrs.evolve(conversation, started=True)
             self.counters["seeded"] += 1
         if earlier:
             # Stored either way: a seeded history is in the transcript, an unseedable one
@@ -231,8 +250,7 @@ class Conversations:
     async def complete(self, ticket: Ticket, reply: str, model: str) -> Conversation:
         """Record a finished turn's messages and the history's new fingerprint.
 
-        The CLI writes its transcript when it exits, after the result: its length is taken
-        then (`_settle`); until then it is "unknown", which a roll-back leaves alone.
+        The session now exists: the CLI writes the transcript shortly after its result.
         """
         with trio.CancelScope(shield=True):  # the turn happened: never lose its record
             c = ticket.conversation
@@ -241,8 +259,7 @@ class Conversations:
             history = [HistoryTurn(m.role, m.parts) for m in earlier] + list(new)
             c = attrs.evolve(
                 c, turns=c.turns + 1, updated_at=self._clock(), model=model,
-                fingerprint=fingerprint(c.system_prompt, history),
-                transcript_bytes=UNKNOWN_LENGTH, started=True,
+                fingerprint=fingerprint(c.system_prompt, history), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
         ticket.conversation, ticket.completed = c, True
@@ -256,6 +273,8 @@ class Conversations:
         await self._remove(c)
 
     async def _remove(self, c: Conversation) -> None:
+        if self.on_remove is not None:
+            await self.on_remove(c.id)
         await self.store.delete(c.id)
         own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
         await self.files.remove(c.cwd, c.session_id, own)

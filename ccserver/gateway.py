@@ -12,11 +12,21 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ccproto import PlanOptions
+import trio
+
+from ccproto import ImageLimits, PlanOptions, structure_request
 
 from .admission import Admission
+from .cache import ResponseCache
+from .completion import planner
+from .conversations import Conversations
 from .discovery import CLIInfo, find_cli, probe_cli
+from .options import claude_options
+from .pool import Pool
+from .sessions import SessionFiles
 from .settings import Settings
+from .stats import gateway_stats
+from .store import SQLiteStore
 from .turns import RunLimits
 
 __all__ = ["PROJECT_ROOT", "Gateway"]
@@ -56,10 +66,31 @@ class Gateway:
             max_line_bytes=c.max_line_bytes,
             stderr_tail_bytes=c.stderr_tail_bytes,
         )
+        self.store = SQLiteStore(Path(settings.conversation.store_path))
+        self.conversations = Conversations(
+            self.store,
+            SessionFiles({**self.environ, **c.extra_env}),
+            settings.conversation,
+            workspace=self.workspace,
+            cli_version=lambda: (self.cli_info and self.cli_info.version) or "unknown",
+        )
+        self.pool = Pool(
+            size=settings.pool.size,
+            idle_seconds=settings.pool.idle_seconds,
+            max_processes=c.max_concurrent_sessions,
+            running=lambda: self.admission.live,
+            limits=self.limits,
+        )
+        self.conversations.on_remove = self.pool.forget
+        self.cache = ResponseCache(settings.cache)
+        self.stats = gateway_stats(self)  # reads admission and cache; more sources may be added
 
     async def start(self) -> None:
-        """Find and probe the CLI, and make sure the workspace exists."""
+        """Open the store, find and probe the CLI, and make sure the workspace exists."""
         self.workspace.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        # Before looking for the CLI: a bad file-access or MCP setting stops start-up.
+        extra = claude_options(self.settings, self.environ)
         self.cli_path = find_cli(self.settings, project_root=PROJECT_ROOT, environ=self.environ)
         if self.cli_path is None:
             log.warning("Claude Code CLI not found: %s", self.cli_missing_message())
@@ -71,15 +102,42 @@ class Gateway:
             default_model=c.default_model,
             system_prompt_mode=c.system_prompt_mode,
             tools=c.tools,
-            allowed_tools=tuple(c.allowed_tools),
+            allowed_tools=(*c.allowed_tools, *extra.mcp.allowed_tools),
             permission_mode=c.permission_mode,
             max_turns=c.max_turns,
             max_retries=c.max_retries,
             extra_env=dict(c.extra_env),
+            model_map=dict(c.model_map),
+            models=tuple(self.settings.server.models),
+            fallback_model=c.fallback_model,
+            disallowed_tools=tuple(c.disallowed_tools),
+            add_dirs=extra.add_dirs,
+            skip_permissions=self.settings.file_access.skip_permissions,
+            setting_sources=extra.setting_sources,
+            mcp_configs=extra.mcp.config_files,
+            mcp_debug=self.settings.mcp.debug,
+            images=ImageLimits(max_bytes=self.settings.images.max_bytes,
+                               max_count=self.settings.images.max_per_request),
         )
         self.cli_info = await probe_cli(self.cli_path, self.environ)
         version = self.cli_info.version or "version unknown"
         log.info("Claude Code CLI %s (%s)", self.cli_path, version)
+
+    async def run_background(self, task_status: trio.TaskStatus[None]) -> None:
+        """For the server's lifetime: the CLI processes, and expired conversations swept."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.pool.run)
+            if self.options is not None and self.settings.pool.size:
+                # Warm processes for the plainest request: default model, no system prompt.
+                plain = structure_request(b'{"messages": [{"role": "user", "content": "-"}]}')
+                self.pool.want(*planner(self, plain, self.options))
+            task_status.started()
+            await self.conversations.sweep_forever()
+
+
+
+    async def stop(self) -> None:
+        await self.store.close()
 
     def cli_missing_message(self) -> str:
         configured = self.settings.claude.command

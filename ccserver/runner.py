@@ -87,6 +87,23 @@ class CLIProcess:
     def stderr_tail(self) -> bytes:
         return bytes(self._tail)
 
+    async def send(self, data: bytes) -> None:
+        """Write to the CLI's stdin (an `open_cli(keep_stdin=True)` process).
+
+        Raises:
+            trio.BrokenResourceError: the CLI has exited.
+        """
+        assert self._process.stdin is not None
+        try:
+            await self._process.stdin.send_all(data)
+        except trio.ClosedResourceError:
+            raise trio.BrokenResourceError("stdin was closed") from None
+
+    async def close_stdin(self) -> None:
+        """EOF on stdin: a persistent CLI finishes its turn, then exits (§6.2)."""
+        if self._process.stdin is not None:
+            await trio.aclose_forcefully(self._process.stdin)
+
     async def interrupt(self) -> None:
         """SIGINT to the CLI only: it ends the turn and stops its own tools (§9)."""
         self._process.send_signal(signal.SIGINT)  # a no-op once the CLI has been reaped
@@ -108,9 +125,16 @@ class CLIProcess:
 
 @asynccontextmanager
 async def open_cli(
-    inv: Invocation, *, kill_grace: float = 2.0, stderr_tail_bytes: int = 8192
+    inv: Invocation,
+    *,
+    kill_grace: float = 2.0,
+    stderr_tail_bytes: int = 8192,
+    keep_stdin: bool = False,
 ) -> AsyncIterator[CLIProcess]:
     """Start ``inv`` and yield the running `CLIProcess`.
+
+    ``inv.stdin`` is written and stdin closed, unless ``keep_stdin``: then the caller
+    writes turns with `CLIProcess.send` and the CLI lives until stdin closes.
 
     Resource handling: leaving the block in any way (normally, by exception, by
     cancellation) stops the CLI and every process it started, and reaps them, before the
@@ -129,7 +153,8 @@ async def open_cli(
             _live[token] = process.pid
             cli = CLIProcess(process, stderr_tail_bytes)
             try:
-                nursery.start_soon(_feed_stdin, process.stdin, inv.stdin)
+                if not keep_stdin:
+                    nursery.start_soon(_feed_stdin, process.stdin, inv.stdin)
                 nursery.start_soon(cli._drain_stderr)
                 yield cli
             finally:

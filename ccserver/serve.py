@@ -37,7 +37,10 @@ def hypercorn_config(settings: Settings) -> Config:
     # Hypercorn enforces this as a deadline on every connection's handler once shutdown starts.
     config.graceful_timeout = settings.server.graceful_timeout_seconds
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_SECONDS
-    config.websocket_max_message_size = settings.server.max_body_bytes
+    # Twice the app's own frame limit: a frame between the two gets an error frame from
+    # ccserver.ws and the socket stays open; only beyond this does Hypercorn close it (1009).
+    config.websocket_max_message_size = 2 * max(settings.server.max_body_bytes,
+                                                settings.websocket.max_frame_bytes)
     config.accesslog = None  # the app logs one line per request itself
     # A Logger (not "-") makes Hypercorn use ours as-is, so it follows our logging setup.
     config.errorlog = logging.getLogger("hypercorn.error")

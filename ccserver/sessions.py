@@ -29,8 +29,8 @@ class SessionFiles:
     def transcript(self, cwd: str, session_id: str) -> Path:
         return self.config_dir / "projects" / munge_cwd(cwd) / f"{session_id}.jsonl"
 
-    async def write(self, cwd: str, session_id: str, data: bytes) -> int:
-        """Create the transcript with ``data`` (a seeded history); returns its length."""
+    async def write(self, cwd: str, session_id: str, data: bytes) -> None:
+        """Create the transcript with ``data`` (a seeded history)."""
         path = self.transcript(cwd, session_id)
 
         def write() -> None:
@@ -43,33 +43,40 @@ class SessionFiles:
             tmp.replace(path)
 
         await trio.to_thread.run_sync(write)
-        return len(data)
 
-    async def size(self, cwd: str, session_id: str) -> int | None:
-        path = self.transcript(cwd, session_id)
-        try:
-            return (await trio.to_thread.run_sync(path.stat)).st_size
-        except FileNotFoundError:
-            return None
+    async def exists(self, cwd: str, session_id: str) -> bool:
+        return await trio.to_thread.run_sync(self.transcript(cwd, session_id).exists)
 
-    async def roll_back(self, cwd: str, session_id: str, good_bytes: int) -> None:
-        """Cut the transcript back to its last good turn (0: remove it; < 0: unknown).
+    async def roll_back(self, cwd: str, session_id: str, good_turns: int) -> None:
+        """Cut the transcript back to its first ``good_turns`` prompts (the CLI must be dead).
 
         A failed turn leaves its prompt in the transcript, and the CLI would glue it to the
-        next prompt (reference §6.2); a server killed mid-turn leaves half a turn.
+        next prompt (reference §6.2); a server killed mid-turn leaves half a turn. Each
+        prompt the CLI reads from stdin opens with a ``queue-operation`` ``enqueue`` line,
+        so the cut goes before the enqueue of prompt ``good_turns + 1``. Counting, not a
+        remembered length, because the CLI writes its lines a little after its result.
+        A transcript left empty is removed: the session never happened.
         """
         path = self.transcript(cwd, session_id)
-        if good_bytes < 0:
-            return
 
         def cut() -> None:
             try:
-                if good_bytes == 0:
-                    path.unlink()
-                elif path.stat().st_size > good_bytes:
-                    os.truncate(path, good_bytes)
+                data = path.read_bytes()
             except FileNotFoundError:
-                pass
+                return
+            offset, seen = 0, 0
+            for line in data.splitlines(keepends=True):
+                if b'"queue-operation"' in line and b'"enqueue"' in line:
+                    seen += 1
+                    if seen > good_turns:
+                        break
+                offset += len(line)
+            else:
+                return  # nothing after the good turns
+            if offset == 0:
+                path.unlink()
+            else:
+                os.truncate(path, offset)
 
         await trio.to_thread.run_sync(cut)
 

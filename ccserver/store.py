@@ -36,9 +36,7 @@ class Conversation:
     turns: int = 0  # completed turns
     #: Digest of the whole history (ccproto.history.fingerprint); None = never matched.
     fingerprint: str | None = None
-    #: Length of the session transcript after the last good turn; a failed turn's lines
-    #: are cut off there. 0 with ``started`` False: no transcript yet.
-    transcript_bytes: int = 0
+    #: Whether the CLI session exists: the next turn resumes it rather than starting it.
     started: bool = False
 
 
@@ -64,6 +62,9 @@ class ConversationStore(Protocol):
     ) -> None: ...
     async def delete(self, conversation_id: str) -> bool: ...
     async def close(self) -> None: ...
+    async def put_response(self, response_id: str, conversation_id: str, created_at: float,
+                           body: str) -> None: ...
+    async def get_response(self, response_id: str) -> tuple[str, str] | None: ...
 
 
 # Each entry moves the schema one version up; PRAGMA user_version records how far it is.
@@ -73,7 +74,7 @@ _MIGRATIONS = (
         id TEXT PRIMARY KEY, session_id TEXT NOT NULL, cwd TEXT NOT NULL, model TEXT,
         system_prompt TEXT, metadata TEXT NOT NULL, created_at REAL NOT NULL,
         updated_at REAL NOT NULL, turns INTEGER NOT NULL, fingerprint TEXT,
-        transcript_bytes INTEGER NOT NULL, started INTEGER NOT NULL
+        started INTEGER NOT NULL
     );
     CREATE INDEX conversations_fingerprint ON conversations (fingerprint);
     CREATE INDEX conversations_created ON conversations (created_at);
@@ -84,10 +85,19 @@ _MIGRATIONS = (
         created_at REAL NOT NULL, PRIMARY KEY (conversation_id, seq)
     );
     """,
+    # Responses API objects, for GET /v1/responses/{id} and previous_response_id. No
+    # foreign key: a stored response outlives its expired conversation (GET still works).
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, created_at REAL NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX responses_created ON responses (created_at);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _COLUMNS = ("id", "session_id", "cwd", "model", "system_prompt", "metadata", "created_at",
-            "updated_at", "turns", "fingerprint", "transcript_bytes", "started")
+            "updated_at", "turns", "fingerprint", "started")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM conversations"
 # An upsert, not INSERT OR REPLACE: a replace deletes the row, and the delete cascades to
 # the conversation's messages.
@@ -99,8 +109,7 @@ _UPSERT = (
 
 def _row(c: Conversation) -> tuple[Any, ...]:
     return (c.id, c.session_id, c.cwd, c.model, c.system_prompt, json.dumps(c.metadata),
-            c.created_at, c.updated_at, c.turns, c.fingerprint, c.transcript_bytes,
-            int(c.started))
+            c.created_at, c.updated_at, c.turns, c.fingerprint, int(c.started))
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:
@@ -225,3 +234,16 @@ class SQLiteStore:
         if self._db is not None:
             db, self._db = self._db, None
             await self._run(db.close)
+
+    async def put_response(self, response_id: str, conversation_id: str, created_at: float,
+                           body: str) -> None:
+        """Store a Responses API object (JSON text) and the conversation it belongs to."""
+        await self._run(self._execute, "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+                        response_id, conversation_id, created_at, body)
+
+    async def get_response(self, response_id: str) -> tuple[str, str] | None:
+        """(conversation id, body) of a stored response, or None."""
+        rows = await self._run(
+            self._execute, "SELECT conversation_id, body FROM responses WHERE id = ?",
+            response_id)
+        return (rows[0][0], rows[0][1]) if rows else None

@@ -166,7 +166,11 @@ def _resolve_paths(settings: Settings, environ: Mapping[str, str]) -> Settings:
     base = xdg if os.path.isabs(xdg) else "~/.local/share"
     data_dir = expand(settings.server.data_dir or os.path.join(base, "ccserver"))
     workspace = expand(settings.claude.workspace or os.path.join(data_dir, "workspace"))
-    server = attrs.evolve(settings.server, data_dir=data_dir)
+    store = expand(settings.conversation.store_path
+                   or os.path.join(data_dir, "conversations.sqlite3"))
     return attrs.evolve(
-        settings, server=server, claude=attrs.evolve(settings.claude, workspace=workspace)
+        settings,
+        server=attrs.evolve(settings.server, data_dir=data_dir),
+        claude=attrs.evolve(settings.claude, workspace=workspace),
+        conversation=attrs.evolve(settings.conversation, store_path=store),
     )

@@ -11,7 +11,21 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["SECTIONS", "ClaudeSettings", "ServerSettings", "Settings"]
+__all__ = [
+    "SECTIONS",
+    "AuthSettings",
+    "CacheSettings",
+    "ClaudeSettings",
+    "ConversationSettings",
+    "CorsSettings",
+    "FileAccessSettings",
+    "ImagesSettings",
+    "McpSettings",
+    "PoolSettings",
+    "ServerSettings",
+    "Settings",
+    "WebSocketSettings",
+]
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -60,6 +74,7 @@ class ClaudeSettings:
     )
     tools: str = _setting("default", '"default" = the CLI\'s own set, "" = none, or "Bash,Read"')
     allowed_tools: tuple[str, ...] = _setting((), "tools allowed without asking (--allowedTools)")
+    disallowed_tools: tuple[str, ...] = _setting((), "tools or rules denied (--disallowedTools)")
     permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk", "auto"] = _setting(
         "default", "default, acceptEdits, plan, dontAsk or auto; never bypassPermissions"
     )
@@ -78,12 +93,160 @@ class ClaudeSettings:
     extra_env: Mapping[str, str] = _setting(
         attrs.Factory(dict), "table added to the CLI's environment", _ENV_NAMES, hash=False
     )
+    fallback_model: str = _setting("", '"" = none, else --fallback-model (after repeated 529s)')
+    model_map: Mapping[str, str] = _setting(
+        attrs.Factory(dict), "request model name -> CLI model, e.g. {gpt-4o = \"sonnet\"}",
+        hash=False,
+    )
+    include_reasoning: bool = _setting(
+        False, "stream thinking as delta.reasoning_content (message.reasoning_content)"
+    )
+    start_retries: int = _setting(
+        2, "runs started again when the CLI fails before any output (start failure, crash)",
+        _NON_NEGATIVE,
+    )
+    retry_backoff_seconds: float = _setting(
+        0.5, "wait before the first such retry; doubles for each next one", _NON_NEGATIVE
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ConversationSettings:
+    max_history_messages: int = _setting(
+        500, "messages one conversation may hold; a longer history gets 400", _POSITIVE
+    )
+    session_timeout_minutes: float = _setting(
+        1440.0, "idle conversations are deleted after this", _POSITIVE
+    )
+    busy_wait_seconds: float = _setting(
+        30.0, "a turn waits this long for the conversation's running turn, then 409",
+        _NON_NEGATIVE,
+    )
+    isolate_workspaces: bool = _setting(
+        True, "each conversation works in its own subdirectory of the workspace"
+    )
+    store_path: str = _setting("", '"" = <data_dir>/conversations.sqlite3')
+
+
+@attrs.frozen(kw_only=True)
+class PoolSettings:
+    size: int = _setting(2, "warm CLI processes kept ready for new conversations", _NON_NEGATIVE)
+    idle_seconds: float = _setting(
+        300.0, "a conversation's CLI stays alive this long after a turn; 0 = exit at once",
+        _NON_NEGATIVE,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ImagesSettings:
+    max_bytes: int = _setting(5242880, "largest image (decoded); larger gets 400", _POSITIVE)
+    max_per_request: int = _setting(20, "images in one request; more gets 400", _NON_NEGATIVE)
+    fetch_urls: bool = _setting(True, "fetch http(s) image URLs; false = such URLs get 400")
+    fetch_timeout_seconds: float = _setting(
+        10.0, "to fetch one image URL, redirects included", _POSITIVE
+    )
+    max_redirects: int = _setting(3, "redirects followed per image URL", _NON_NEGATIVE)
+    allow_private_addresses: bool = _setting(
+        False, "let image URLs reach loopback, private, link-local and metadata addresses"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class FileAccessSettings:
+    additional_dirs: tuple[str, ...] = _setting(
+        (), "--add-dir for each; local image paths must lie inside one"
+    )
+    skip_permissions: bool = _setting(
+        False, "--dangerously-skip-permissions (and IS_SANDBOX=1) instead of permission_mode"
+    )
+    workspace_context: bool = _setting(
+        False, "load CLAUDE.md and .claude/ settings from the workspace; false = user settings only"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class McpSettings:
+    enabled: bool = _setting(False, "start the MCP servers in mcp.config_file")
+    config_file: str = _setting("", '{"mcpServers": {...}} JSON, checked at start-up')
+    strict: bool = _setting(
+        True, "false also adds the CLI user config's servers; never a workspace .mcp.json"
+    )
+    allow_tools: bool = _setting(
+        True, "the configured servers' tools run without asking (--allowedTools mcp__SERVER)"
+    )
+    debug: bool = _setting(False, "--debug=mcp; the CLI logs to its config dir's debug/")
+
+
+# An origin as browsers send it: scheme://host[:port], no path, no trailing slash.
+_ORIGINS = _check(
+    lambda t: all(o == "*" or ("://" in o and "/" not in o.partition("://")[2]) for o in t),
+    'each must be "*" or scheme://host[:port] with no path or trailing slash',
+)
+
+
+@attrs.frozen(kw_only=True)
+class AuthSettings:
+    # repr=False: a Settings repr in a log or traceback must never show a key.
+    api_keys: tuple[str, ...] = _setting(
+        (), "keys clients send as Bearer or x-api-key; none (and no keys_file) = no check",
+        repr=False,
+    )
+    keys_file: str = _setting("", "file with more keys, one per line (# comments), read at start")
+    allow_unauthenticated: bool = _setting(
+        False, "serve a non-loopback server.host without any keys (refused otherwise)"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class CorsSettings:
+    allowed_origins: tuple[str, ...] = _setting(
+        (), 'browser origins allowed, e.g. ["http://localhost:3000"]; "*" = any; [] = none',
+        _ORIGINS,
+    )
+    allowed_headers: tuple[str, ...] = _setting(
+        ("*",), 'request headers a preflight may allow; "*" = whatever the browser asks for'
+    )
+    max_age_seconds: int = _setting(600, "how long browsers may cache a preflight", _NON_NEGATIVE)
+
+
+@attrs.frozen(kw_only=True)
+class CacheSettings:
+    enabled: bool = _setting(False, "cache non-streaming, tool-free, stateless completions")
+    max_entries: int = _setting(1000, "least recently used entries go beyond this", _POSITIVE)
+    ttl_seconds: float = _setting(3600.0, "an entry is dropped this long after it was stored",
+                                  _POSITIVE)
+
+
+@attrs.frozen(kw_only=True)
+class WebSocketSettings:
+    max_frame_bytes: int = _setting(
+        10485760, "largest client frame; a larger one gets an error frame", _POSITIVE
+    )
+    max_concurrent_per_socket: int = _setting(
+        4, "requests one /v1/ws socket may run at once; more get an error frame", _POSITIVE
+    )
+    send_queue: int = _setting(
+        256, "frames queued for a client; beyond it the client counts as not reading",
+        _POSITIVE,
+    )
+    send_timeout_seconds: float = _setting(
+        10.0, "a full send queue waits this long, then the socket is closed (1008)", _POSITIVE
+    )
 
 
 @attrs.frozen(kw_only=True)
 class Settings:
     server: ServerSettings = attrs.Factory(ServerSettings)
     claude: ClaudeSettings = attrs.Factory(ClaudeSettings)
+    conversation: ConversationSettings = attrs.Factory(ConversationSettings)
+    pool: PoolSettings = attrs.Factory(PoolSettings)
+    images: ImagesSettings = attrs.Factory(ImagesSettings)
+    file_access: FileAccessSettings = attrs.Factory(FileAccessSettings)
+    mcp: McpSettings = attrs.Factory(McpSettings)
+    auth: AuthSettings = attrs.Factory(AuthSettings)
+    cors: CorsSettings = attrs.Factory(CorsSettings)
+    cache: CacheSettings = attrs.Factory(CacheSettings)
+    websocket: WebSocketSettings = attrs.Factory(WebSocketSettings)
 
 
 # Section name -> class, in declaration order (the annotations are strings until resolved).

@@ -116,14 +116,26 @@ async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> No
 
 
 async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
-    convs, store, _ = await make(tmp_path)
+    convs, _, _ = await make(tmp_path)
     req = request(user("a"), assistant("b"), user("c"))
     async with convs.turn(req, conversation_id=None, model="m") as ticket:
         path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         seeded = path.read_bytes()
         with path.open("ab") as f:
-            f.write(b'{"type":"user","half a failed turn":true}\n')
+            f.write(b'{"type":"queue-operation","operation":"enqueue","content":"c"}\n'
+                    b'{"type":"user","message":{"role":"user","content":"c"}}\n')
     assert path.read_bytes() == seeded
+    # A completed turn's lines stay; a later failed one is cut after them.
+    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+        await convs.complete(ticket, "d", "m")
+        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        good = seeded + b'{"type":"queue-operation","operation":"enqueue"}\n{"type":"user"}\n'
+        path.write_bytes(good)
+    cid = ticket.conversation.id
+    async with convs.turn(request(user("e")), conversation_id=cid, model="m"):
+        with path.open("ab") as f:
+            f.write(b'{"type":"queue-operation","operation":"enqueue"}\n')
+    assert path.read_bytes() == good
 
 
 async def test_second_turn_waits_then_409(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from ccserver.settings import (
     settings_table,
 )
 from ccserver.settings import load as settings_module
+from ccserver.settings.sections import SECTIONS
 
 
 @pytest.fixture(autouse=True)
@@ -230,11 +231,9 @@ def test_direct_construction_validates_too() -> None:
 def test_settings_table_covers_every_field_with_toml_defaults() -> None:
     rows = settings_table()
     keys = [r.key for r in rows]
-    expected = [f"server.{f.name}" for f in attrs.fields(ServerSettings)]
-    expected += [f"claude.{f.name}" for f in attrs.fields(ClaudeSettings)]
-    assert keys == expected
-    assert len(keys) == 27
-    defaults = {"server": ServerSettings(), "claude": ClaudeSettings()}
+    expected = [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in attrs.fields(cls)]
+    assert keys == expected and len(set(keys)) == len(keys) > 27
+    defaults = {name: cls() for name, cls in SECTIONS.items()}
     for row in rows:
         section, name = row.key.split(".")
         assert row.env == f"CLAUDE_CODE__{section.upper()}__{name.upper()}"

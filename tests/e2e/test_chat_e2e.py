@@ -26,6 +26,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, G
             "CLAUDE_CODE__CLAUDE__KILL_GRACE_SECONDS": "1",
             "CLAUDE_CODE__CLAUDE__ALLOWED_TOOLS": '["Bash(sleep *)"]',
             "CLAUDE_CODE__SERVER__SSE_KEEPALIVE_SECONDS": "1",
+            # No process outlives its turn here, so "no process left" means just that;
+            # test_pool_e2e covers the processes kept alive.
+            "CLAUDE_CODE__POOL__SIZE": "0",
+            "CLAUDE_CODE__POOL__IDLE_SECONDS": "0",
         }
         with running_gateway(env) as gw:
             yield fake, gw

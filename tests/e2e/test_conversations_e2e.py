@@ -191,10 +191,14 @@ def test_conversation_endpoints(tmp: Path, gw: Gateway) -> None:
         assert made["id"] not in [c["id"] for c in rest["data"]] and rest["data"]
         assert h.get("/conversations", params={"limit": 0}).status_code == 400
         assert h.post("/conversations", json={"metadata": {"k": 1}}).status_code == 400
-        transcripts = list((tmp / "cfg" / "projects").glob(f"*{made['id'][5:]}*/*.jsonl"))
-        assert len(transcripts) == 1
+        def transcripts() -> list[Path]:
+            return list((tmp / "cfg" / "projects").glob(f"*{made['id'][5:]}*/*.jsonl"))
+
+        # The CLI writes its transcript shortly after the result; it stays alive meanwhile.
+        assert wait_until(lambda: len(transcripts()) == 1)
+        transcript = transcripts()[0]
         assert h.delete(f"/conversations/{made['id']}").json()["deleted"] is True
-        assert not transcripts[0].exists() and not (tmp / "ws" / made["id"]).exists()
+        assert not transcript.exists() and not (tmp / "ws" / made["id"]).exists()
         assert h.get(f"/conversations/{made['id']}").status_code == 404
         assert h.delete(f"/conversations/{made['id']}").status_code == 404
 

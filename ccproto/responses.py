@@ -1,0 +1,250 @@
+"""Turn events rendered as the OpenAI Responses API: the event stream and the final
+``response`` object (openai-wire.md §2, openai-clients.md §1.11 and §4).
+
+`ResponseBuilder` renders one turn. Events are plain JSON-ready dicts: the Response object
+has some thirty fields, most of them fixed, and its schema in OpenAI's OpenAPI document is
+what the tests check them against. Each event carries the next ``sequence_number``; text
+goes into one ``message`` output item whose content is exactly the joined deltas (and,
+when asked for, thinking into ``reasoning`` items, a new item whenever the kind changes).
+The stream ends with exactly one of ``response.completed``, ``response.incomplete``
+(stopped at the token limit or refused) or ``response.failed``. The non-streaming answer
+is the builder's final `ResponseBuilder.response`, so both agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .chunks import finish_reason
+from .errors import ProtocolError
+from .responses_input import ResponsesRequest
+from .turn import ReasoningDelta, TextDelta, TokenUsage, TurnEvent, TurnFailed, TurnFinished
+
+__all__ = ["ResponseBuilder", "responses_usage", "ws_error"]
+
+# ResponseError.code is an enum in the spec; anything else maps to server_error.
+_FAILED_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
+
+
+def responses_usage(usage: TokenUsage) -> dict[str, Any]:
+    """``ResponseUsage``: integer counts with every detail field (3.x SDKs require them)."""
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cache_read_input_tokens,
+                                 "cache_write_tokens": usage.cache_creation_input_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.prompt_tokens + usage.output_tokens,
+    }
+
+
+def ws_error(body: Mapping[str, Any], status: int,
+             stream_id: str | None = None) -> dict[str, Any]:
+    """A WebSocket-mode ``error`` frame (``ResponseWsError``) for a request that did not run;
+    ``body`` is the OpenAI error body (``{"error": {...}}``)."""
+    frame: dict[str, Any] = {"type": "error", "status": status, "error": body["error"]}
+    if stream_id is not None:
+        frame["stream_id"] = stream_id
+    return frame
+
+
+@attrs.define
+class _Item:
+    """One output item being built: a message (output_text) or reasoning (reasoning_text)."""
+
+    kind: str
+    id: str
+    texts: list[str] = attrs.field(factory=list)
+    status: str = "in_progress"
+    has_part: bool = False
+
+    def part(self) -> dict[str, Any]:
+        text = "".join(self.texts)
+        if self.kind == "reasoning":
+            return {"type": "reasoning_text", "text": text}
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+    def wire(self) -> dict[str, Any]:
+        content = [self.part()] if self.has_part else []
+        if self.kind == "reasoning":
+            return {"type": "reasoning", "id": self.id, "status": self.status, "summary": [],
+                    "content": content}
+        return {"type": "message", "id": self.id, "status": self.status, "role": "assistant",
+                "content": content}
+
+
+class ResponseBuilder:
+    """Builds the events and the final object of one response.
+
+    Args:
+        response_id: the ``resp_...`` id; item ids are derived from it.
+        created_at: Unix time of creation (the caller reads the clock).
+        model: the model to report.
+        request: the structured request, echoed where the Response object repeats it.
+        conversation_id: extension field on the Response object.
+        include_reasoning: render thinking as reasoning items.
+    """
+
+    def __init__(self, *, response_id: str, created_at: int, model: str,
+                 request: ResponsesRequest, conversation_id: str | None = None,
+                 include_reasoning: bool = False) -> None:
+        self.response_id, self.created_at, self.model = response_id, created_at, model
+        self.request = request
+        self.conversation_id = conversation_id
+        self.include_reasoning = include_reasoning
+        self.status = "in_progress"
+        self.sequence_number = 0
+        self._items: list[_Item] = []
+        self._open: _Item | None = None
+        self._usage: dict[str, Any] | None = None
+        self._error: dict[str, Any] | None = None
+        self._incomplete: dict[str, Any] | None = None
+        self._completed_at: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "in_progress"
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self.sequence_number, **fields}
+        if self.request.stream_id is not None:
+            event["stream_id"] = self.request.stream_id
+        self.sequence_number += 1
+        return event
+
+    def response(self) -> dict[str, Any]:
+        """The Response object as it stands (the final one once `done`)."""
+        r = self.request
+        body: dict[str, Any] = {
+            "id": self.response_id, "object": "response", "created_at": self.created_at,
+            "status": self.status, "completed_at": self._completed_at, "error": self._error,
+            "incomplete_details": self._incomplete, "instructions": r.instructions,
+            "max_output_tokens": None, "model": self.model,
+            "output": [item.wire() for item in self._items], "parallel_tool_calls": True,
+            "previous_response_id": r.previous_response_id,
+            "reasoning": {"effort": r.reasoning_effort, "summary": None}, "store": r.store,
+            # Sampling settings are not applied by the CLI, so none is reported.
+            "temperature": None, "top_p": None, "text": {"format": {"type": "text"}},
+            "tool_choice": "auto", "tools": [], "truncation": "disabled",
+            "metadata": dict(r.metadata), "service_tier": "default", "background": False,
+        }
+        # Left out until known: the schema has no null usage (clients accept either).
+        if self._usage is not None:
+            body["usage"] = self._usage
+        if r.conversation is not None:
+            body["conversation"] = {"id": r.conversation}
+        if self.conversation_id is not None:
+            body["conversation_id"] = self.conversation_id
+        return body
+
+    def start(self) -> list[dict[str, Any]]:
+        """``response.created`` and ``response.in_progress``."""
+        return [self._event("response.created", response=self.response()),
+                self._event("response.in_progress", response=self.response())]
+
+    def keepalive(self) -> dict[str, Any]:
+        """A data event for long silences: Codex's idle timer ignores SSE comments."""
+        return self._event("keepalive")
+
+    def feed(self, event: TurnEvent, *, now: float) -> list[dict[str, Any]]:
+        """The events for one turn event; ``now`` (Unix time) dates a completion."""
+        if self.done:
+            return []
+        if type(event) is TextDelta:
+            return self._delta("message", event.text)
+        if type(event) is ReasoningDelta:
+            return self._delta("reasoning", event.text) if self.include_reasoning else []
+        if type(event) is TurnFinished:
+            return self._finish(event, now)
+        if type(event) is TurnFailed:
+            return self.fail(event.error)
+        return []
+
+    def fail(self, error: ProtocolError) -> list[dict[str, Any]]:
+        """End with ``response.failed``; the item in progress stays incomplete."""
+        self._error = {"code": _FAILED_CODES.get(error.status_hint, "server_error"),
+                       "message": error.message}
+        return self._end("failed", "response.failed")
+
+    def cancel(self) -> list[dict[str, Any]]:
+        """End a response the client cancelled: ``response.failed`` with status cancelled.
+
+        The Responses stream has no cancelled event; ``response.failed`` is one of the
+        three every client treats as the end, and the status says why.
+        """
+        return self._end("cancelled", "response.failed")
+
+    def _end(self, status: str, kind: str) -> list[dict[str, Any]]:
+        if self._open is not None:
+            self._open.status = "incomplete"
+            self._open = None
+        self.status = status
+        return [self._event(kind, response=self.response())]
+
+    def _delta(self, kind: str, text: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self._open is not None and self._open.kind != kind:
+            out += self._close("completed")
+        if self._open is None:
+            out += self._add(kind)
+        item = self._open
+        assert item is not None
+        item.texts.append(text)
+        delta = "response.reasoning_text.delta" if kind == "reasoning" else \
+            "response.output_text.delta"
+        extra: dict[str, Any] = {} if kind == "reasoning" else {"logprobs": []}
+        out.append(self._event(delta, item_id=item.id, output_index=len(self._items) - 1,
+                               content_index=0, delta=text, **extra))
+        return out
+
+    def _add(self, kind: str) -> list[dict[str, Any]]:
+        prefix = "rs" if kind == "reasoning" else "msg"
+        base = self.response_id.removeprefix("resp_")
+        item = _Item(kind=kind, id=f"{prefix}_{base}_{len(self._items)}")
+        self._items.append(item)
+        self._open = item
+        index = len(self._items) - 1
+        added = self._event("response.output_item.added", output_index=index, item=item.wire())
+        item.has_part = True
+        return [added, self._event("response.content_part.added", item_id=item.id,
+                                   output_index=index, content_index=0, part=item.part())]
+
+    def _close(self, status: str) -> list[dict[str, Any]]:
+        item = self._open
+        assert item is not None
+        self._open = None
+        item.status = status
+        index = len(self._items) - 1  # the open item is always the newest
+        where = {"item_id": item.id, "output_index": index, "content_index": 0}
+        text = "".join(item.texts)
+        if item.kind == "reasoning":
+            done = self._event("response.reasoning_text.done", **where, text=text)
+        else:
+            done = self._event("response.output_text.done", **where, text=text, logprobs=[])
+        return [done, self._event("response.content_part.done", **where, part=item.part()),
+                self._event("response.output_item.done", output_index=index, item=item.wire())]
+
+    def _finish(self, done: TurnFinished, now: float) -> list[dict[str, Any]]:
+        reason = finish_reason(done)
+        status = "completed" if reason in ("stop", "tool_calls") else "incomplete"
+        out: list[dict[str, Any]] = []
+        if not any(item.kind == "message" for item in self._items):
+            # An empty answer is still a message, so `output_text` and clients reading
+            # output[-1].content[0].text find one.
+            if self._open is not None:
+                out += self._close("completed")
+            out += self._add("message")
+        if self._open is not None:
+            out += self._close(status)
+        self._usage = responses_usage(done.usage)
+        if status == "completed":
+            self._completed_at = int(now)
+            self.status = status
+            return [*out, self._event("response.completed", response=self.response())]
+        self._incomplete = {"reason": "max_output_tokens" if reason == "length"
+                            else "content_filter"}
+        self.status = status
+        return [*out, self._event("response.incomplete", response=self.response())]

@@ -1,0 +1,287 @@
+"""Live CLI processes: warm ones for new conversations, and ones bound to a conversation.
+
+Starting the CLI costs most of a short request (~0.5 s and ~0.5 CPU-s, reference §6.5);
+a process started earlier answers its first turn in ~0.1 s, and a later turn of the same
+process in ~0.07 s. So every run is a persistent process (stream-json on a stdin kept
+open, reference §6.2), and
+
+* after a good turn it stays **bound** to its conversation for ``pool.idle_seconds``;
+  the conversation's next turn is written to it, with no start-up and no ``--resume``;
+* the pool keeps ``pool.size`` **warm** processes, each started for a new conversation
+  that does not exist yet (its own id, session id and working directory), in the shapes
+  (model, system prompt, options) requests asked for most recently.
+
+Correctness first (the hazards are measured in reference §6.2): a process serves one
+conversation only, one turn at a time, the next turn is written only after the result,
+and a process whose turn failed, timed out or was cancelled is killed, never reused.
+Idle processes count against ``claude.max_concurrent_sessions`` with the running turns;
+when a turn needs room, the idlest is retired.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
+
+import attrs
+import trio
+
+from ccproto import CLIStream, Invocation
+
+from .runner import CLIProcess, open_cli
+from .turns import RunLimits
+
+__all__ = ["Fresh", "Pool", "Worker", "shape_of"]
+
+log = logging.getLogger("ccserver.pool")
+
+_TICK = 1.0  # how often idle processes are checked for retirement
+
+Fresh = Callable[[], tuple[Invocation, str, str]]
+
+
+def shape_of(inv: Invocation) -> Hashable:
+    """What makes two processes interchangeable: argv and env, without the session."""
+    argv = list(inv.argv)
+    for flag in ("--session-id", "--resume"):
+        if flag in argv:
+            i = argv.index(flag)
+            del argv[i : i + 2]
+    return tuple(argv), tuple(sorted(inv.env.items()))
+
+
+@attrs.define(eq=False)
+class Worker:
+    """One persistent CLI process and what it is for."""
+
+    shape: Hashable
+    conversation_id: str
+    session_id: str
+    cwd: str
+    stream: CLIStream
+    proc: CLIProcess | None = None
+    busy: bool = False
+    turns: int = 0
+    idle_since: float = 0.0
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    dead: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None and not self.dead.is_set()
+
+
+class Pool:
+    def __init__(
+        self,
+        *,
+        size: int,
+        idle_seconds: float,
+        max_processes: int,
+        running: Callable[[], int],
+        limits: RunLimits,
+    ) -> None:
+        self.size, self.idle_seconds, self.max_processes = size, idle_seconds, max_processes
+        self._running = running  # turns in flight (admission's live count)
+        self.limits = limits
+        self._nursery: trio.Nursery | None = None
+        self._warm: list[Worker] = []
+        self._bound: dict[str, Worker] = {}  # conversation id -> its idle process
+        self._spawning = 0
+        #: Recently requested shapes, newest last, with how to plan a process of that shape
+        #: for a new conversation: () -> (invocation, conversation id, session id).
+        self._shapes: OrderedDict[Hashable, Fresh] = OrderedDict()
+        # Retired processes still exiting, by conversation: the next turn waits for them.
+        self._exiting: dict[str, Worker] = {}
+        self._wake = trio.Event()
+        self.counters: Counter[str] = Counter()
+
+    # ---- lifetime ------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host every process and keep the warm ones topped up, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                self._retire_idle()
+                await self._refill()
+                with trio.move_on_after(_TICK):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    def want(self, shape: Hashable, fresh: Fresh) -> None:
+        """Note a shape a new conversation asked for; warm processes follow the latest."""
+        self._shapes[shape] = fresh
+        self._shapes.move_to_end(shape)
+        while len(self._shapes) > max(self.size, 1):
+            self._shapes.popitem(last=False)
+        self._wake.set()
+
+    @property
+    def idle(self) -> int:
+        return len(self._warm) + len(self._bound)
+
+    def stats(self) -> dict[str, int]:
+        return {"size": self.size, "warm": len(self._warm), "bound": len(self._bound),
+                "spawning": self._spawning, **self.counters}
+
+    # ---- taking and giving back ----------------------------------------------------------
+
+    def take_warm(self, shape: Hashable) -> Worker | None:
+        for worker in self._warm:
+            if worker.shape == shape and worker.alive:
+                self._warm.remove(worker)
+                worker.busy = True
+                self.counters["warm_hits"] += 1
+                self._wake.set()  # refill
+                return worker
+        return None
+
+    async def take_bound(self, conversation_id: str, shape: Hashable) -> Worker | None:
+        """The conversation's live process, if it can take this turn; else none is left.
+
+        A process of another shape (the request changed its model or system prompt) is
+        stopped first, and one still exiting is waited for: two processes must never
+        write one session.
+        """
+        exiting = self._exiting.get(conversation_id)
+        if exiting is not None:
+            await self._wait_dead(exiting)
+        worker = self._bound.pop(conversation_id, None)
+        if worker is None:
+            return None
+        if worker.shape == shape and worker.alive:
+            worker.busy = True
+            self.counters["bound_hits"] += 1
+            return worker
+        await self.stop(worker)
+        return None
+
+    async def start(self, inv: Invocation, conversation_id: str, session_id: str) -> Worker:
+        """A new process for ``inv`` (a cold start).
+
+        Raises:
+            ProcessStartError: the CLI could not be started.
+        """
+        self.counters["cold_starts"] += 1
+        worker = await self._spawn(inv, conversation_id, session_id)
+        worker.busy = True
+        return worker
+
+    async def release(self, worker: Worker, *, good: bool) -> None:
+        """After a turn: a good one leaves the process bound to its conversation.
+
+        Otherwise the process is gone when this returns, so the conversation's session
+        files can be rolled back and resumed by another process.
+        """
+        worker.busy = False
+        if not good or not worker.alive or self.idle_seconds <= 0:
+            await self.stop(worker, kill=not good)
+            return
+        worker.turns += 1
+        worker.idle_since = trio.current_time()
+        self._bound[worker.conversation_id] = worker
+        self.make_room(0)
+
+    async def stop(self, worker: Worker, *, kill: bool = False) -> None:
+        """Retire (or kill) ``worker`` and wait until it is gone, its session files complete."""
+        with trio.CancelScope(shield=True):
+            self._kill(worker) if kill else self._retire(worker)
+            await self._wait_dead(worker)
+
+    async def _wait_dead(self, worker: Worker) -> None:
+        with trio.move_on_after(self.limits.kill_grace + 1):
+            await worker.dead.wait()
+        if not worker.dead.is_set():
+            self._kill(worker)
+            await worker.dead.wait()
+
+    async def forget(self, conversation_id: str) -> None:
+        """The conversation is going away: stop its process."""
+        worker = self._bound.pop(conversation_id, None)
+        if worker is not None:
+            await self.stop(worker)
+
+    def make_room(self, needed: int) -> None:
+        """Retire idle processes, idlest first, until ``needed`` more fit under the cap."""
+        idle = sorted(self._bound.values(), key=lambda w: w.idle_since) + list(self._warm)
+        while idle and self._running() + self.idle + self._spawning + needed > self.max_processes:
+            self._retire(idle.pop(0))
+
+    # ---- internals -----------------------------------------------------------------------
+
+    async def _spawn(self, inv: Invocation, conversation_id: str, session_id: str) -> Worker:
+        assert self._nursery is not None, "Pool.run() is not running"
+        worker = Worker(shape=shape_of(inv), conversation_id=conversation_id,
+                        session_id=session_id, cwd=inv.cwd,
+                        stream=CLIStream(max_line_size=self.limits.max_line_bytes))
+        self._spawning += 1
+        try:
+            await self._nursery.start(self._host, worker, inv)
+        finally:
+            self._spawning -= 1
+        return worker
+
+    async def _host(self, worker: Worker, inv: Invocation,
+                    task_status: trio.TaskStatus[None]) -> None:
+        try:
+            with worker.scope:
+                async with open_cli(inv, kill_grace=self.limits.kill_grace,
+                                    stderr_tail_bytes=self.limits.stderr_tail_bytes,
+                                    keep_stdin=True) as proc:
+                    worker.proc = proc
+                    task_status.started()
+                    # Lives until stdin is closed (retired) or the scope cancelled (killed);
+                    # leaving open_cli reaps it and anything it started.
+                    await proc.wait()
+        finally:
+            worker.dead.set()
+            self._drop(worker)
+            if self._exiting.get(worker.conversation_id) is worker:
+                del self._exiting[worker.conversation_id]
+
+    def _drop(self, worker: Worker) -> None:
+        if worker in self._warm:
+            self._warm.remove(worker)
+        if self._bound.get(worker.conversation_id) is worker:
+            del self._bound[worker.conversation_id]
+
+    def _retire(self, worker: Worker) -> None:
+        """Close stdin: the CLI exits by itself and flushes its transcript (§6.2)."""
+        self._drop(worker)
+        self.counters["retired"] += 1
+        if not worker.dead.is_set():
+            self._exiting[worker.conversation_id] = worker
+        if worker.proc is not None and self._nursery is not None:
+            self._nursery.start_soon(worker.proc.close_stdin)
+
+    def _kill(self, worker: Worker) -> None:
+        self._drop(worker)
+        self.counters["killed"] += 1
+        worker.scope.cancel()
+
+    def _retire_idle(self) -> None:
+        limit = trio.current_time() - self.idle_seconds
+        for worker in [w for w in self._bound.values() if w.idle_since < limit]:
+            self._retire(worker)
+
+    async def _refill(self) -> None:
+        shapes = list(reversed(self._shapes.items()))  # newest first
+        while shapes and len(self._warm) + self._spawning < self.size:
+            if self._running() + self.idle + self._spawning >= self.max_processes:
+                return
+            have = Counter(w.shape for w in self._warm)
+            # The newest shape first, then round-robin: each gets its share of the pool.
+            shape, fresh = min(shapes, key=lambda item: have[item[0]])
+            try:
+                worker = await self._spawn(*fresh())
+            except Exception as exc:  # a broken CLI must not kill the server
+                log.warning("could not start a warm Claude Code process: %s", exc)
+                return
+            if shape != worker.shape:  # the plan changed under us; keep it anyway
+                log.debug("warm process shape differs from the requested one")
+            self.counters["warm_started"] += 1
+            self._warm.append(worker)
+

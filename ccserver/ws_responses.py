@@ -1,0 +1,138 @@
+"""The Responses API's WebSocket mode on /v1/responses (openai-clients.md §4.1).
+
+Client frames: ``{"type": "response.create", ...the POST body...}`` and
+``{"type": "response.cancel"}``. The server sends each response's events exactly as the
+SSE stream would, one JSON text frame each, with ``stream_id`` echoed when the create
+carried one. One response runs at a time per connection, as the official clients expect;
+a second create meanwhile gets an ``error`` frame. A request that cannot start gets
+``{"type": "error", "status": N, "error": {...}}``. A cancel, or the socket closing,
+stops the run's CLI at once. Responses created with ``store: false`` can still be
+continued (``previous_response_id``) on the same connection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ccproto import (
+    InvalidRequestError,
+    ProtocolError,
+    ResponseBuilder,
+    TurnFinished,
+    chat_request,
+    structure_responses_request,
+    ws_error,
+)
+
+from .completion import run_completion
+from .errors import error_payload
+from .responses import continued_conversation, new_builder, save_response
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+    from .ws import Socket
+
+__all__ = ["responses_socket"]
+
+
+class _Connection:
+    def __init__(self, gw: Gateway, socket: Socket) -> None:
+        self.gw, self.socket = gw, socket
+        #: The response in flight: its cancel scope, and its builder once it started.
+        self.running: trio.CancelScope | None = None
+        self.builder: ResponseBuilder | None = None
+        #: Ids of this connection's ``store: false`` responses -> their conversations.
+        self.local: dict[str, str] = {}
+
+    async def error(self, exc: BaseException, stream_id: str | None = None) -> None:
+        status, body, _ = error_payload(exc)
+        await self.socket.send(ws_error(body, status, stream_id))
+
+    async def send_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            await self.socket.send(event)
+
+    async def create(self, frame: dict[str, Any], scope: trio.CancelScope) -> None:
+        stream_id = frame.get("stream_id") if isinstance(frame.get("stream_id"), str) else None
+        try:
+            with scope:
+                await self._create(frame)
+        except Exception as exc:
+            # Before response.created (invalid, unknown previous response, busy, ...).
+            await self.error(exc, stream_id)
+        finally:
+            builder, self.builder = self.builder, None
+            if self.running is scope:
+                self.running = None
+        if not scope.cancelled_caught:
+            return
+        if builder is None:  # cancelled while waiting for its conversation or a CLI slot
+            await self.error(InvalidRequestError("The response was cancelled before it "
+                                                 "started", code="response_cancelled"),
+                             stream_id)
+        elif not builder.done:
+            await self.send_all(builder.cancel())
+
+    async def _create(self, frame: dict[str, Any]) -> None:
+        # Over a WebSocket every response streams; "stream" in the frame changes nothing.
+        request = structure_responses_request({**frame, "stream": True})
+        conversation_id = await continued_conversation(self.gw, request, self.local)
+        async with run_completion(self.gw, chat_request(request),
+                                  conversation_id=conversation_id) as run:
+            self.builder = builder = new_builder(self.gw, request, run)
+            await self.send_all(builder.start())
+            keepalive = self.gw.settings.server.sse_keepalive_seconds
+            while not builder.done:
+                event = None
+                with trio.move_on_after(keepalive):
+                    event = await run.receive()
+                if event is None:
+                    await self.socket.send(builder.keepalive())
+                    continue
+                events = builder.feed(event, now=time.time())
+                if builder.done:
+                    if not request.store and type(event) is TurnFinished:
+                        self.local[builder.response_id] = run.conversation_id
+                    await save_response(self.gw, builder, run)
+                    # Free before the last event goes out: the client may send its next
+                    # create as soon as it has it, while this CLI is still exiting.
+                    self.running = None
+                await self.send_all(events)
+
+
+async def responses_socket(gw: Gateway, socket: Socket) -> None:
+    connection = _Connection(gw, socket)
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                frame = await socket.receive()
+            except InvalidRequestError as exc:
+                await connection.error(exc)
+                continue
+            if frame is None:
+                break
+            kind = frame["type"]
+            if kind == "response.create":
+                if connection.running is not None:
+                    await connection.error(ProtocolError(
+                        "A response is already in progress on this connection; wait for it "
+                        "to finish or send response.cancel", status_hint=409,
+                        error_type="invalid_request_error", code="response_in_progress"))
+                    continue
+                connection.running = trio.CancelScope()
+                nursery.start_soon(connection.create, frame, connection.running)
+            elif kind == "response.cancel":
+                if connection.running is None:
+                    await connection.error(InvalidRequestError(
+                        "No response is in progress", code="no_response_in_progress"))
+                else:
+                    connection.running.cancel()
+            else:
+                await connection.error(InvalidRequestError(
+                    f"Unsupported message type {kind!r}: send response.create or "
+                    "response.cancel", param="type", code="unsupported_message_type"))
+        # The client has gone: every run stops, its CLI with it.
+        nursery.cancel_scope.cancel()
