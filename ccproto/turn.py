@@ -83,6 +83,8 @@ class TurnFinished:
     cost_usd: float | None
     result_text: str | None
     refused: bool = False
+    #: Whether Claude Code ran a tool: the answer depends on more than the request.
+    used_tools: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -148,6 +150,7 @@ class Turn:
         self._message_id: str | None = None
         self._last_text_message_id: str | None = None
         self._continues = False  # the previous message stopped at max_tokens
+        self._used_tools = False
 
     def feed(self, record: Record | Exit) -> list[TurnEvent]:
         """Advance by one record; returns the events it produced (often none)."""
@@ -220,6 +223,7 @@ class Turn:
         if record.message_id is not None and self._shown is None:
             self._message_id = record.message_id
         for block in record.content:
+            self._used_tools |= block.get("type") == "tool_use"
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 out += self._show(block["text"])
                 # The block is complete: the next text starts a new block.
@@ -270,6 +274,7 @@ class Turn:
             cost_usd=record.total_cost_usd,
             result_text=record.result,
             refused=record.stop_reason == "refusal",
+            used_tools=self._used_tools,
         )
         return [self.outcome]
 

@@ -89,6 +89,7 @@ async def _health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         "cli": cli,
         "live_processes": gw.admission.live,
         "queued_requests": gw.admission.queued,
+        "pool": gw.pool.stats(),
     }
     status = 200 if ok else 503
     await send_json(send, status, body, headers)

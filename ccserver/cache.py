@@ -70,8 +70,9 @@ def is_cacheable_request(body: Mapping[str, Any], *, conversation_id: str | None
     messages = body.get("messages")
     if not isinstance(messages, list):
         return False
-    # A history that already holds tool calls or results came from a tool-using exchange.
-    return not any(isinstance(m, Mapping) and (m.get("role") in ("tool", "function")
+    # A history that already holds tool calls or results came from a tool-using exchange;
+    # one with an assistant turn may continue a stored conversation's session.
+    return not any(isinstance(m, Mapping) and (m.get("role") in ("tool", "function", "assistant")
                                                or m.get("tool_calls")) for m in messages)
 
 

@@ -8,6 +8,7 @@ or when the keep-alive interval passes in silence, since clients time out otherw
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,13 @@ from ccproto import (
 )
 
 from .asgi import Receive, Scope, Send, header, read_body, send_bytes, send_json, start_response
+from .cache import (
+    ResponseCache,
+    canonical_request,
+    is_cacheable_request,
+    options_fingerprint,
+    refreshed,
+)
 from .completion import Run, run_completion
 from .errors import error_payload
 
@@ -50,13 +58,23 @@ async def chat_completions(
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
     request = structure_request(body)
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
+    cache_key = _cache_key(gw, body, conversation_id)
+    if cache_key is not None:
+        hit = gw.cache.get(cache_key)
+        scope["ccserver.log"] = {"cache": "hit" if hit is not None else "miss"}
+        if hit is not None:
+            fresh = refreshed(hit, completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+                              created=int(time.time()))
+            await send_json(send, 200, fresh, [*headers, ("x-cache", "hit")])
+            return 200
+        headers = [*headers, ("x-cache", "miss")]
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; the runner then stops the CLI.
         nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
         async with run_completion(gw, request, conversation_id=conversation_id) as run:
-            log: dict[str, Any] = {"conversation_id": run.conversation_id, "model": run.model}
-            scope["ccserver.log"] = log
+            log: dict[str, Any] = scope.setdefault("ccserver.log", {})
+            log |= {"conversation_id": run.conversation_id, "model": run.model}
             headers = [*headers, ("x-conversation-id", run.conversation_id)]
             completion_id = f"chatcmpl-{uuid.uuid4().hex}"
             created = int(time.time())
@@ -73,7 +91,8 @@ async def chat_completions(
                 )
                 status = await _stream(gw, builder, run, send, headers, log)
             else:
-                status = await _respond(gw, run, send, headers, completion_id, created, log)
+                status = await _respond(gw, run, send, headers, completion_id, created, log,
+                                        cache_key)
         nursery.cancel_scope.cancel()
     return status
 
@@ -84,6 +103,18 @@ async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> No
         if message["type"] == "http.disconnect":
             scope.cancel()
             return
+
+
+def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | None:
+    """The response-cache key of a cacheable request (issue 7's rule in ccserver.cache)."""
+    if not gw.cache.enabled:
+        return None
+    parsed = json.loads(body)  # valid: structure_request accepted it
+    if not is_cacheable_request(parsed, conversation_id=conversation_id):
+        return None
+    version = gw.cli_info.version if gw.cli_info else None
+    return ResponseCache.key_for(canonical_request(parsed),
+                                 options_fingerprint(gw.options, version))
 
 
 def _log_usage(log: dict[str, Any], event: TurnFinished) -> None:
@@ -99,6 +130,7 @@ async def _respond(
     completion_id: str,
     created: int,
     log: dict[str, Any],
+    cache_key: str | None,
 ) -> int:
     collected: list[TurnEvent] = []
     while True:
@@ -113,9 +145,13 @@ async def _respond(
         status, body, extra = error_payload(result.error)
         await send_json(send, status, body, [*headers, *extra])
         return status
+    payload = dumps(result)
     if type(event) is TurnFinished:
         _log_usage(log, event)
-    await send_json(send, 200, dumps(result), headers)
+        if cache_key is not None and not event.used_tools:
+            # An answer that ran tools depends on more than the request: never cached.
+            gw.cache.put(cache_key, json.loads(payload))
+    await send_json(send, 200, payload, headers)
     return 200
 
 

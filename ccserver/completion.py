@@ -9,6 +9,7 @@ a client that sends its next turn as soon as it has the answer finds it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +26,6 @@ from ccproto import (
     SessionPlan,
     TextDelta,
     TurnEvent,
-    TurnFailed,
     TurnFinished,
     plan_invocation,
     resolve_model,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 __all__ = ["Run", "planner", "run_completion"]
+
+log = logging.getLogger("ccserver.completion")
 
 
 class Run:
@@ -147,24 +149,54 @@ async def _turn_on(
 
 async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,
                  events: trio.MemorySendChannel[TurnEvent], used: list[Worker]) -> None:
+    """Run the turn, starting it again while a new process can fix a failure (issue 7)."""
+    conversation = ticket.conversation
     async with events:
-        outcome: TurnFailed | None
-        try:
-            if worker is None:
-                worker = await gw.pool.start(inv, ticket.conversation.id,
-                                             ticket.session.session_id)
-                used.append(worker)
-            assert worker.proc is not None
+        attempt = 1
+        while True:
+            sink = _Sink(events)
+            error: BaseException
             try:
-                await worker.proc.send(inv.stdin)
-            except trio.BrokenResourceError:
-                pass  # it exited: reading its stdout reports how
-            outcome = await drive_turn(worker.proc, worker.stream, gw.limits, events,
-                                       until_exit=False)
-        except (ProcessStartError, CLIError) as exc:
-            outcome = failure_event(exc)
-        if outcome is not None:
-            await events.send(outcome)
+                if worker is None:
+                    worker = await gw.pool.start(inv, conversation.id,
+                                                 ticket.session.session_id)
+                    used.append(worker)
+                assert worker.proc is not None
+                try:
+                    await worker.proc.send(inv.stdin)
+                except trio.BrokenResourceError:
+                    pass  # it exited: reading its stdout reports how
+                failure = await drive_turn(worker.proc, worker.stream, gw.limits, sink)
+                if failure is None:
+                    return
+                error = failure.error
+            except (ProcessStartError, CLIError) as exc:
+                failure, error = failure_event(exc), exc
+            if not gw.retry.should_retry(error, attempt, sink.sent):
+                await events.send(failure)
+                return
+            log.info("retrying a Claude Code turn that failed before any output: %s", error)
+            if worker is not None:
+                # A fresh process resumes the session as the ticket planned it.
+                await gw.pool.release(worker, good=False)
+                used.remove(worker)
+                worker = None
+            await gw.conversations.files.roll_back(conversation.cwd, conversation.session_id,
+                                                   conversation.turns)
+            await trio.sleep(gw.retry.backoff(attempt))
+            attempt += 1
+
+
+class _Sink:
+    """Passes events on, noting whether any reached the client's side."""
+
+    def __init__(self, events: trio.MemorySendChannel[TurnEvent]) -> None:
+        self._events = events
+        self.sent = False
+
+    async def send(self, event: TurnEvent, /) -> None:
+        self.sent = True
+        await self._events.send(event)
 
 
 def planner(gw: Gateway, request: ChatCompletionRequest,

@@ -23,6 +23,7 @@ from .conversations import Conversations
 from .discovery import CLIInfo, find_cli, probe_cli
 from .options import claude_options
 from .pool import Pool
+from .retry import RetryPolicy
 from .sessions import SessionFiles
 from .settings import Settings
 from .stats import gateway_stats
@@ -37,9 +38,6 @@ log = logging.getLogger("ccserver")
 # its node_modules/.bin.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# How long a run may linger after its result line before it is stopped: the CLI exits
-# 20-40 ms after the result (reference §6.2), so this only catches a stuck process.
-_EXIT_GRACE = 5.0
 
 
 class Gateway:
@@ -61,7 +59,6 @@ class Gateway:
             first_output=c.first_output_timeout_seconds,
             idle=c.idle_timeout_seconds,
             total=c.timeout_seconds,
-            exit_grace=_EXIT_GRACE,
             kill_grace=c.kill_grace_seconds,
             max_line_bytes=c.max_line_bytes,
             stderr_tail_bytes=c.stderr_tail_bytes,
@@ -83,6 +80,7 @@ class Gateway:
         )
         self.conversations.on_remove = self.pool.forget
         self.cache = ResponseCache(settings.cache)
+        self.retry = RetryPolicy.from_settings(c)
         self.stats = gateway_stats(self)  # reads admission and cache; more sources may be added
 
     async def start(self) -> None:

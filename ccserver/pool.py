@@ -32,10 +32,13 @@ from ccproto import CLIStream, Invocation
 from .runner import CLIProcess, open_cli
 from .turns import RunLimits
 
-__all__ = ["Fresh", "Pool", "Worker", "shape_of"]
+__all__ = ["POOL_COUNTERS", "Fresh", "Pool", "Worker", "shape_of"]
 
 log = logging.getLogger("ccserver.pool")
 
+# Every counter, so /stats and /metrics show zeros before the first event.
+POOL_COUNTERS = ("warm_hits", "bound_hits", "misses", "cold_starts", "warm_started",
+                 "retired", "killed")
 _TICK = 1.0  # how often idle processes are checked for retirement
 
 Fresh = Callable[[], tuple[Invocation, str, str]]
@@ -124,8 +127,9 @@ class Pool:
         return len(self._warm) + len(self._bound)
 
     def stats(self) -> dict[str, int]:
+        counters = {key: self.counters[key] for key in POOL_COUNTERS}
         return {"size": self.size, "warm": len(self._warm), "bound": len(self._bound),
-                "spawning": self._spawning, **self.counters}
+                "spawning": self._spawning, **counters}
 
     # ---- taking and giving back ----------------------------------------------------------
 

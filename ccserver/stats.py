@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .asgi import Receive, Scope, Send, send_bytes, send_json, start_response
+from .pool import POOL_COUNTERS
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -207,6 +208,9 @@ def gateway_stats(gw: Gateway) -> Stats:
     stats.add_source("processes", lambda: {"live": gw.admission.live,
                                            "queued": gw.admission.queued})
     stats.add_source("cache", gw.cache.counters, counters=("hits", "misses", "stores"))
+    stats.add_source("pool", gw.pool.stats, counters=POOL_COUNTERS)
+    stats.add_source("conversations", lambda: dict(gw.conversations.counters),
+                     counters=tuple(gw.conversations.counters))
     return stats
 
 

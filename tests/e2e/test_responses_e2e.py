@@ -34,8 +34,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, G
             yield fake, gw
 
 
-def client(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
+@pytest.fixture(scope="module")
+def sdk(stack: tuple[FakeAPI, Gateway]) -> Iterator[openai.OpenAI]:
+    # Closed before the gateway stops: an open keep-alive connection slows its shutdown.
+    with openai.OpenAI(base_url=stack[1].v1, api_key="unused", max_retries=0,
+                       timeout=60) as c:
+        yield c
 
 
 def say(prompt: str, **script: object) -> str:
@@ -69,9 +73,9 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def test_non_streaming(stack: tuple[FakeAPI, Gateway]) -> None:
-    fake, gw = stack
-    raw = client(gw).responses.with_raw_response.create(
+def test_non_streaming(stack: tuple[FakeAPI, Gateway], sdk: openai.OpenAI) -> None:
+    fake, _ = stack
+    raw = sdk.responses.with_raw_response.create(
         model="sonnet", instructions="INSTRUCTIONS-MARKER-5",
         input=say("hi", text="Hello there, world"), metadata={"k": "v"})
     r = raw.parse()
@@ -86,9 +90,8 @@ def test_non_streaming(stack: tuple[FakeAPI, Gateway]) -> None:
     assert any("INSTRUCTIONS-MARKER-5" in s for s in systems)
 
 
-def test_streaming_with_the_sdk(stack: tuple[FakeAPI, Gateway]) -> None:
-    _, gw = stack
-    events = list(client(gw).responses.create(
+def test_streaming_with_the_sdk(sdk: openai.OpenAI) -> None:
+    events = list(sdk.responses.create(
         model="sonnet", stream=True, input=[{"role": "user", "content": [
             {"type": "input_text", "text": say("go", chunks=["one ", "two ", "three"])}]}]))
     types = [e.type for e in events]
@@ -117,44 +120,43 @@ def test_streaming_wire_matches_the_schemas(stack: tuple[FakeAPI, Gateway]) -> N
     assert events[-1][1]["type"] == "response.completed"
 
 
-def test_previous_response_id_continues_the_claude_session(stack: tuple[FakeAPI, Gateway]) -> None:
-    fake, gw = stack
-    c = client(gw)
-    first = c.responses.create(model="sonnet", input=say("PREV-ONE", text="Reply one"))
-    second = c.responses.create(model="sonnet", input=say("PREV-TWO", text="Reply two"),
-                                previous_response_id=first.id, stream=True)
-    done = [e for e in second if e.type == "response.completed"][0].response  # type: ignore[union-attr]
+def test_previous_response_id_continues_the_claude_session(stack: tuple[FakeAPI, Gateway], sdk: openai.OpenAI) -> None:
+    fake, _ = stack
+    first = sdk.responses.create(model="sonnet", input=say("PREV-ONE", text="Reply one"))
+    second = sdk.responses.create(model="sonnet", input=say("PREV-TWO", text="Reply two"),
+                                  previous_response_id=first.id, stream=True)
+    done = next(e for e in second if e.type == "response.completed").response  # type: ignore[union-attr]
     assert done.output_text == "Reply two" and done.previous_response_id == first.id
     turns = upstream_turns(fake, "PREV-TWO")
     # The first turn is in the session as real messages, not quoted into the prompt.
     assert [r for r, _ in turns] == ["user", "assistant", "user"]
     assert "PREV-ONE" in turns[0][1] and turns[1][1] == "Reply one"
     assert "PREV-ONE" not in turns[2][1]
-    third = c.responses.create(model="sonnet", input=say("PREV-3", text="Three"),
-                               previous_response_id=done.id)
+    third = sdk.responses.create(model="sonnet", input=say("PREV-3", text="Three"),
+                                 previous_response_id=done.id)
     assert [r for r, _ in upstream_turns(fake, "PREV-3")] == ["user", "assistant"] * 2 + ["user"]
     assert third.conversation_id == first.conversation_id  # type: ignore[attr-defined]
     # Stored responses come back as they were sent.
-    got = c.responses.retrieve(first.id)
+    got = sdk.responses.retrieve(first.id)
     assert got.output_text == "Reply one" and got.id == first.id
 
 
-def test_unknown_ids_are_404_before_any_cli_runs(stack: tuple[FakeAPI, Gateway]) -> None:
-    fake, gw = stack
-    c = client(gw)
+def test_unknown_ids_are_404_before_any_cli_runs(stack: tuple[FakeAPI, Gateway], sdk: openai.OpenAI) -> None:
+    fake, _ = stack
     before = len(fake.messages_requests())
     with pytest.raises(openai.NotFoundError) as info:
-        c.responses.create(model="sonnet", input="x", previous_response_id="resp_nope")
+        sdk.responses.create(model="sonnet", input="x", previous_response_id="resp_nope")
     assert info.value.body["param"] == "previous_response_id"  # type: ignore[index]
     assert info.value.body["code"] == "previous_response_not_found"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
-        c.responses.retrieve("resp_nope")
+        sdk.responses.retrieve("resp_nope")
     assert len(fake.messages_requests()) == before
     # store=false: answered, never stored.
-    unstored = c.responses.create(model="sonnet", input=say("nostore", text="ok"), store=False)
+    unstored = sdk.responses.create(model="sonnet", input=say("nostore", text="ok"),
+                                    store=False)
     assert unstored.output_text == "ok" and unstored.store is False
     with pytest.raises(openai.NotFoundError):
-        c.responses.retrieve(unstored.id)
+        sdk.responses.retrieve(unstored.id)
 
 
 def test_bad_requests_name_the_field(stack: tuple[FakeAPI, Gateway]) -> None:
@@ -172,20 +174,20 @@ def test_bad_requests_name_the_field(stack: tuple[FakeAPI, Gateway]) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_error_before_text_keeps_its_status(stack: tuple[FakeAPI, Gateway],
-                                                     stream: bool) -> None:
-    _, gw = stack
+def test_upstream_error_before_text_keeps_its_status(sdk: openai.OpenAI, stream: bool) -> None:
     with pytest.raises(openai.RateLimitError):
-        result = client(gw).responses.create(model="sonnet", stream=stream,
-                                             input=say("x", error={"status": 429}))
+        result = sdk.responses.create(model="sonnet", stream=stream,
+                                      input=say("x", error={"status": 429}))
         if stream:
             list(result)  # type: ignore[call-overload]
 
 
-def test_failure_after_text_is_response_failed(stack: tuple[FakeAPI, Gateway]) -> None:
-    _, gw = stack
-    events = list(client(gw).responses.create(model="sonnet", stream=True, input=say(
-        "mid", chunks=["one ", "two"], midstream_error={"after": 1})))
+def test_failure_after_text_is_response_failed(sdk: openai.OpenAI) -> None:
+    # Text, a tool call, then the next upstream call fails: the turn fails after content.
+    steps = [{"text": "Working on it.", "tool_use": {"name": "Bash", "input": {"command": "true"}}},
+             {"error": {"status": 500}}]
+    events = list(sdk.responses.create(model="sonnet", stream=True,
+                                       input=say("mid", steps=steps)))
     assert any(e.type == "response.output_text.delta" for e in events)
     last = events[-1]
     assert last.type == "response.failed"
@@ -203,10 +205,10 @@ def test_silence_gets_keepalive_data_events(stack: tuple[FakeAPI, Gateway]) -> N
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
 
 
-def test_disconnect_mid_stream_leaves_no_process(stack: tuple[FakeAPI, Gateway]) -> None:
+def test_disconnect_mid_stream_leaves_no_process(stack: tuple[FakeAPI, Gateway], sdk: openai.OpenAI) -> None:
     _, gw = stack
-    stream = client(gw).responses.create(model="sonnet", stream=True,
-                                         input=say("hang", chunks=["a"], hang="after_chunks"))
+    stream = sdk.responses.create(model="sonnet", stream=True,
+                                  input=say("hang", chunks=["a"], hang="after_chunks"))
     for event in stream:
         if event.type == "response.output_text.delta":
             break
