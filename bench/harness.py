@@ -94,7 +94,6 @@ class Stack:
             "CLAUDE_CODE__SERVER__DATA_DIR": str(home / "data"),
             "CLAUDE_CODE__CLAUDE__WORKSPACE": str(home / "ws"),
             "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-            "CLAUDE_CODE__SERVER__LOG_LEVEL": "warning",
         }
         for key, value in (settings or {}).items():
             env["CLAUDE_CODE__" + key.upper().replace(".", "__")] = str(value)
