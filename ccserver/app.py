@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from ccproto import Model, ModelList, ProtocolError, dumps, model_names
+from ccproto import ProtocolError
 
 from .accesslog import SCOPE_KEY, access_line
 from .asgi import ClientGone, Receive, Scope, Send, header, send_json
@@ -30,6 +30,7 @@ from .conversation_api import (
 from .cors import Cors
 from .errors import error_payload
 from .gateway import Gateway
+from .info_api import get_model, list_models, serve_health
 from .openapi import openapi_document, package_version
 from .responses import create_response, get_response
 from .settings import Settings
@@ -42,58 +43,9 @@ log = logging.getLogger("ccserver.access")
 
 Handler = Callable[[Gateway, Scope, Receive, Send, list[tuple[str, str]]], Awaitable[int]]
 
-# The aliases the CLI resolves itself (reference §8.2).
-CLI_MODEL_ALIASES = ("opus", "sonnet", "haiku")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 # Answer without an API key: a load balancer's health probe has none.
 _OPEN_ROUTES = frozenset({"/health"})
-
-
-def _model_ids(gw: Gateway) -> list[str]:
-    if gw.options is not None:
-        return list(model_names(gw.options))
-    ids = [*CLI_MODEL_ALIASES, gw.settings.claude.default_model, *gw.settings.server.models]
-    return list(dict.fromkeys(ids))
-
-
-async def _models(gw: Gateway, scope: Scope, receive: Receive, send: Send,
-                  headers: list[tuple[str, str]]) -> int:
-    listing = ModelList(data=tuple(Model(id=m) for m in _model_ids(gw)))
-    await send_json(send, 200, dumps(listing), headers)
-    return 200
-
-
-async def _model(gw: Gateway, scope: Scope, receive: Receive, send: Send,
-                 headers: list[tuple[str, str]]) -> int:
-    model_id = scope["ccserver.path_arg"]
-    if model_id not in _model_ids(gw):
-        raise ProtocolError(f"The model '{model_id}' does not exist", status_hint=404,
-                            error_type="invalid_request_error", code="model_not_found",
-                            param="model")
-    await send_json(send, 200, dumps(Model(id=model_id)), headers)
-    return 200
-
-
-async def _health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
-                  headers: list[tuple[str, str]]) -> int:
-    info = gw.cli_info
-    cli: dict[str, Any] = {"path": gw.cli_path}
-    if info is not None:
-        cli |= {"version": info.version, "logged_in": info.logged_in,
-                "auth_method": info.auth_method, "error": info.error}
-    ok = gw.cli_path is not None
-    if not ok:
-        cli["error"] = gw.cli_missing_message()
-    body = {
-        "status": "ok" if ok else "unavailable",
-        "cli": cli,
-        "live_processes": gw.admission.live,
-        "queued_requests": gw.admission.queued,
-        "pool": gw.pool.stats(),
-    }
-    status = 200 if ok else 503
-    await send_json(send, status, body, headers)
-    return status
 
 
 async def _openapi(gw: Gateway, scope: Scope, receive: Receive, send: Send,
@@ -107,9 +59,9 @@ async def _openapi(gw: Gateway, scope: Scope, receive: Receive, send: Send,
 # path (without /v1) -> {method: handler}; "{}" marks one path argument.
 ROUTES: dict[str, dict[str, Handler]] = {
     "/chat/completions": {"POST": chat_completions},
-    "/models": {"GET": _models},
-    "/models/{}": {"GET": _model},
-    "/health": {"GET": _health},
+    "/models": {"GET": list_models},
+    "/models/{}": {"GET": get_model},
+    "/health": {"GET": serve_health},
     "/stats": {"GET": serve_stats},
     "/metrics": {"GET": serve_metrics},
     "/openapi.json": {"GET": _openapi},

@@ -34,9 +34,9 @@ from ccproto import (
 from .conversations import Identity, Ticket
 from .errors import CLIUnavailable
 from .images import resolve_images
-from .pool import Fresh, Worker, shape_of
 from .runner import ProcessStartError
 from .turns import drive_turn, failure_event
+from .worker import Fresh, Worker, shape_of
 
 if TYPE_CHECKING:
     from .gateway import Gateway

@@ -32,7 +32,6 @@ from ccproto import (
     ChatCompletionRequest,
     HistoryTurn,
     InvalidRequestError,
-    ProtocolError,
     SessionPlan,
     fingerprint,
     request_history,
@@ -40,33 +39,13 @@ from ccproto import (
     seedable,
 )
 
+from .errors import ConversationBusy, ConversationNotFound
+from .keyed_locks import KeyedLocks
 from .sessions import SessionFiles
 from .settings.sections import ConversationSettings
 from .store import Conversation, ConversationStore, StoredMessage
 
-__all__ = ["ConversationBusy", "ConversationNotFound", "Conversations", "Identity", "Ticket"]
-
-
-class ConversationNotFound(ProtocolError):
-    status_hint = 404
-    error_type = "invalid_request_error"
-
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(f"No conversation found with id '{conversation_id}'",
-                         code="conversation_not_found", param="conversation_id")
-
-
-class ConversationBusy(ProtocolError):
-    status_hint = 409
-    error_type = "invalid_request_error"
-
-    def __init__(self, conversation_id: str, waited: float) -> None:
-        super().__init__(
-            f"Conversation '{conversation_id}' is still answering an earlier request "
-            f"(waited {waited:g} s); retry when it has finished",
-            code="conversation_busy", param="conversation_id", retryable=True,
-            retry_after=1.0,
-        )
+__all__ = ["Conversations", "Identity", "Ticket"]
 
 
 class Identity(NamedTuple):
@@ -101,7 +80,7 @@ class Conversations:
         self.workspace = workspace
         self._cli_version = cli_version
         self._clock = clock
-        self._locks: dict[str, trio.Lock] = {}
+        self._locks = KeyedLocks()
         #: Called before a conversation's files are removed (the pool stops its process).
         self.on_remove: Callable[[str], Awaitable[None]] | None = None
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
@@ -168,7 +147,7 @@ class Conversations:
                 try:
                     await self._settle(ticket)
                 finally:
-                    self._release(conversation.id)
+                    self._locks.release(conversation.id)
 
     async def _settle(self, ticket: Ticket) -> None:
         """After the turn, its CLI stopped (or kept by the pool): roll a failed turn back."""
@@ -187,7 +166,7 @@ class Conversations:
             try:
                 conversation = await self.get(conversation_id)  # it may be gone by now
             except ConversationNotFound:
-                self._release(conversation_id)
+                self._locks.release(conversation_id)
                 raise
             self._check_length(conversation.turns * 2 + 1)
             self.counters["resumed"] += 1
@@ -201,7 +180,7 @@ class Conversations:
                 if current is not None and current.fingerprint == digest:
                     self.counters["matched"] += 1
                     return self._make_ticket(current, turns[-1:])
-                self._release(found.id)  # it moved on meanwhile: start afresh
+                self._locks.release(found.id)  # it moved on meanwhile: start afresh
         self._check_length(len(turns))
         return await self._start(system, turns, model, reserve() if len(turns) == 1 else None)
 
@@ -267,8 +246,7 @@ class Conversations:
 
     async def delete(self, conversation_id: str) -> None:
         c = await self.get(conversation_id)
-        lock = self._locks.get(conversation_id)
-        if lock is not None and lock.locked():
+        if self._locks.locked(conversation_id):
             raise ConversationBusy(conversation_id, 0)
         await self._remove(c)
 
@@ -284,8 +262,7 @@ class Conversations:
         timeout = self.settings.session_timeout_minutes * 60
         removed = 0
         for c in await self.store.expired(self._clock() - timeout):
-            lock = self._locks.get(c.id)
-            if lock is None or not lock.locked():
+            if not self._locks.locked(c.id):
                 await self._remove(c)
                 removed += 1
         self.counters["expired"] += removed
@@ -298,24 +275,5 @@ class Conversations:
             await trio.sleep(interval)
 
     async def _acquire(self, conversation_id: str) -> None:
-        lock = self._locks.setdefault(conversation_id, trio.Lock())
-        try:
-            lock.acquire_nowait()
-            return
-        except trio.WouldBlock:
-            pass
-        wait = self.settings.busy_wait_seconds
-        with trio.move_on_after(wait):
-            await lock.acquire()
-            return
-        self._forget(conversation_id, lock)
-        raise ConversationBusy(conversation_id, wait)
-
-    def _release(self, conversation_id: str) -> None:
-        lock = self._locks[conversation_id]
-        lock.release()
-        self._forget(conversation_id, lock)
-
-    def _forget(self, conversation_id: str, lock: trio.Lock) -> None:
-        if not lock.locked() and not lock.statistics().tasks_waiting:
-            self._locks.pop(conversation_id, None)
+        await self._locks.acquire(conversation_id, self.settings.busy_wait_seconds,
+                                  busy=ConversationBusy)

@@ -7,7 +7,9 @@ import math
 
 from ccproto import ProtocolError
 
-__all__ = ["Busy", "CLIUnavailable", "error_payload"]
+__all__ = [
+    "Busy", "CLIUnavailable", "ConversationBusy", "ConversationNotFound", "error_payload",
+]
 
 log = logging.getLogger("ccserver")
 
@@ -30,6 +32,28 @@ class CLIUnavailable(ProtocolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="cli_unavailable")
+
+
+class ConversationNotFound(ProtocolError):
+    status_hint = 404
+    error_type = "invalid_request_error"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"No conversation found with id '{conversation_id}'",
+                         code="conversation_not_found", param="conversation_id")
+
+
+class ConversationBusy(ProtocolError):
+    status_hint = 409
+    error_type = "invalid_request_error"
+
+    def __init__(self, conversation_id: str, waited: float) -> None:
+        super().__init__(
+            f"Conversation '{conversation_id}' is still answering an earlier request "
+            f"(waited {waited:g} s); retry when it has finished",
+            code="conversation_busy", param="conversation_id", retryable=True,
+            retry_after=1.0,
+        )
 
 
 def error_payload(exc: BaseException) -> tuple[int, dict[str, object], list[tuple[str, str]]]:

@@ -24,15 +24,15 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
 
-import attrs
 import trio
 
 from ccproto import CLIStream, Invocation
 
-from .runner import CLIProcess, open_cli
+from .runner import open_cli
 from .turns import RunLimits
+from .worker import Fresh, Worker, shape_of
 
-__all__ = ["POOL_COUNTERS", "Fresh", "Pool", "Worker", "shape_of"]
+__all__ = ["POOL_COUNTERS", "Pool"]
 
 log = logging.getLogger("ccserver.pool")
 
@@ -40,39 +40,6 @@ log = logging.getLogger("ccserver.pool")
 POOL_COUNTERS = ("warm_hits", "bound_hits", "misses", "cold_starts", "warm_started",
                  "retired", "killed")
 _TICK = 1.0  # how often idle processes are checked for retirement
-
-Fresh = Callable[[], tuple[Invocation, str, str]]
-
-
-def shape_of(inv: Invocation) -> Hashable:
-    """What makes two processes interchangeable: argv and env, without the session."""
-    argv = list(inv.argv)
-    for flag in ("--session-id", "--resume"):
-        if flag in argv:
-            i = argv.index(flag)
-            del argv[i : i + 2]
-    return tuple(argv), tuple(sorted(inv.env.items()))
-
-
-@attrs.define(eq=False)
-class Worker:
-    """One persistent CLI process and what it is for."""
-
-    shape: Hashable
-    conversation_id: str
-    session_id: str
-    cwd: str
-    stream: CLIStream
-    proc: CLIProcess | None = None
-    busy: bool = False
-    turns: int = 0
-    idle_since: float = 0.0
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    dead: trio.Event = attrs.field(factory=trio.Event)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None and not self.dead.is_set()
 
 
 class Pool:

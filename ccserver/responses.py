@@ -34,8 +34,7 @@ from .accesslog import SCOPE_KEY
 from .asgi import Receive, Scope, Send, read_body, send_bytes, send_json, start_response
 from .chat import SSE_HEADERS
 from .completion import Run, run_completion
-from .conversations import ConversationNotFound
-from .errors import error_payload
+from .errors import ConversationNotFound, error_payload
 
 if TYPE_CHECKING:
     from .gateway import Gateway

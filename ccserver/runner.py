@@ -19,12 +19,12 @@ import subprocess
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-import attrs
 import trio
 
 from ccproto import Invocation
 
 from . import procs
+from .cliprocess import STDERR_SETTLE, CLIProcess
 from .procs import ProcInfo, live_descendants
 
 __all__ = [
@@ -36,7 +36,6 @@ RUN_MARKER_ENV = "CCSERVER_RUN_ID"
 _TERM_GRACE = 0.5  # SIGTERM -> SIGKILL: the CLI exits on SIGTERM in ~0.03 s (§9)
 _KILL_WAIT = 2.0  # SIGKILL -> reaped; only a process stuck in the kernel takes longer
 _SWEEP_DEADLINE = 2.0  # bound on killing and reaping leftovers
-_STDERR_SETTLE = 0.5  # exit -> stderr EOF; only a leftover holding the pipe delays it
 _POLL = 0.01
 
 # Every run in flight: token -> CLI pid (None while it is being spawned).
@@ -45,82 +44,6 @@ _live: dict[str, int | None] = {}
 
 class ProcessStartError(Exception):
     """The CLI could not be started: executable missing or not executable, bad cwd, no fds."""
-
-
-@attrs.define(eq=False)
-class CLIProcess:
-    """A running CLI, as handed out by `open_cli`. stdout is yours to read; stderr is
-    drained in the background into a bounded tail."""
-
-    _process: trio.Process
-    _tail_limit: int
-    _tail: bytearray = attrs.field(factory=bytearray, init=False)
-    _stderr_done: trio.Event = attrs.field(factory=trio.Event, init=False)
-    # Shielded: the tail keeps filling while teardown signals a cancelled run's CLI (which
-    # must not block on a full pipe meanwhile); closing the pipe in teardown ends the drain.
-    _drain_scope: trio.CancelScope = attrs.field(
-        factory=lambda: trio.CancelScope(shield=True), init=False
-    )
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.returncode
-
-    async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        """The next stdout bytes; ``b""`` at EOF."""
-        assert self._process.stdout is not None
-        data = await self._process.stdout.receive_some(max_bytes)
-        return data if isinstance(data, bytes) else bytes(data)
-
-    async def wait(self) -> int:
-        """Wait for exit; the return code is negative for a signal (``-9`` for SIGKILL)."""
-        returncode = await self._process.wait()
-        # Deadline: let the tail catch the last stderr bytes, unless a leftover holds the pipe.
-        with trio.move_on_after(_STDERR_SETTLE):
-            await self._stderr_done.wait()
-        return returncode
-
-    def stderr_tail(self) -> bytes:
-        return bytes(self._tail)
-
-    async def send(self, data: bytes) -> None:
-        """Write to the CLI's stdin (an `open_cli(keep_stdin=True)` process).
-
-        Raises:
-            trio.BrokenResourceError: the CLI has exited.
-        """
-        assert self._process.stdin is not None
-        try:
-            await self._process.stdin.send_all(data)
-        except trio.ClosedResourceError:
-            raise trio.BrokenResourceError("stdin was closed") from None
-
-    async def close_stdin(self) -> None:
-        """EOF on stdin: a persistent CLI finishes its turn, then exits (§6.2)."""
-        if self._process.stdin is not None:
-            await trio.aclose_forcefully(self._process.stdin)
-
-    async def interrupt(self) -> None:
-        """SIGINT to the CLI only: it ends the turn and stops its own tools (§9)."""
-        self._process.send_signal(signal.SIGINT)  # a no-op once the CLI has been reaped
-        await trio.lowlevel.checkpoint()
-
-    async def _drain_stderr(self) -> None:
-        stream = self._process.stderr
-        assert stream is not None
-        try:
-            with self._drain_scope:
-                while chunk := await stream.receive_some(65536):
-                    self._tail += chunk
-                    del self._tail[: len(self._tail) - self._tail_limit]
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # teardown closed the pipe
-        finally:
-            self._stderr_done.set()
 
 
 @asynccontextmanager
@@ -162,7 +85,7 @@ async def open_cli(
                 # server shutdown must not leave the CLI or its tools running.
                 with trio.CancelScope(shield=True):
                     await _teardown(process, token, kill_grace)
-                    with trio.move_on_after(_STDERR_SETTLE):  # deadline: last stderr bytes
+                    with trio.move_on_after(STDERR_SETTLE):  # deadline: last stderr bytes
                         await cli._stderr_done.wait()
                     for stream in (process.stdin, process.stdout, process.stderr):
                         if stream is not None:

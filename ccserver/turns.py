@@ -15,7 +15,8 @@ import trio
 
 from ccproto import NEED_DATA, CLIError, CLIStream, Exit, Turn, TurnEvent, TurnFailed
 
-from .runner import CLIProcess, ProcessStartError
+from .cliprocess import CLIProcess
+from .runner import ProcessStartError
 
 __all__ = ["EventSink", "RunLimits", "drive_turn", "failure_event"]
 

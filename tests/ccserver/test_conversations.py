@@ -12,7 +12,8 @@ import pytest
 import trio
 
 from ccproto import InvalidRequestError, structure_request
-from ccserver.conversations import ConversationBusy, ConversationNotFound, Conversations
+from ccserver.conversations import Conversations
+from ccserver.errors import ConversationBusy, ConversationNotFound
 from ccserver.sessions import SessionFiles
 from ccserver.settings.sections import ConversationSettings
 from ccserver.store import SCHEMA_VERSION, Conversation, SQLiteStore, StoredMessage
