@@ -159,7 +159,10 @@ class Pool:
     async def stop(self, worker: Worker, *, kill: bool = False) -> None:
         """Retire (or kill) ``worker`` and wait until it is gone, its session files complete."""
         with trio.CancelScope(shield=True):
-            self._kill(worker) if kill else self._retire(worker)
+            if kill:
+                self._kill(worker)
+            else:
+                self._retire(worker)
             await self._wait_dead(worker)
 
     async def _wait_dead(self, worker: Worker) -> None:
@@ -239,6 +242,8 @@ class Pool:
             self._retire(worker)
 
     async def _refill(self) -> None:
+        for worker in [w for w in self._warm if w.shape not in self._shapes]:
+            self._retire(worker)  # a shape no longer asked for
         shapes = list(reversed(self._shapes.items()))  # newest first
         while shapes and len(self._warm) + self._spawning < self.size:
             if self._running() + self.idle + self._spawning >= self.max_processes:
