@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, cli_env, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway
 
 __all__ = [
-    "CLAUDE_BIN", "ROOT", "Report", "Stack", "Timeline", "arg", "fake_prompt", "machine",
+    "CLAUDE_BIN", "ROOT", "Report", "Stack", "Timeline", "arg", "fake_prompt",
     "median", "percentile", "post_chat", "run_direct", "settle", "stack", "stats", "stream_chat",
 ]
 
@@ -70,6 +69,8 @@ class Timeline:
     done: float = math.nan  # the answer is complete: `[DONE]`, or the CLI's result line
     end: float = math.nan  # response closed, or the CLI process exited
     deltas: list[float] = attrs.Factory(list)  # arrival of every text delta
+    texts: list[str] = attrs.Factory(list)  # and its text (gateway side)
+    start: float = math.nan  # time.perf_counter() (CLOCK_MONOTONIC) when it was sent
     conversation_id: str = ""
     error: str = ""
 
@@ -98,7 +99,13 @@ class Stack:
         for key, value in (settings or {}).items():
             env["CLAUDE_CODE__" + key.upper().replace(".", "__")] = str(value)
         with running_gateway(env) as gw, httpx.Client(base_url=gw.v1, timeout=180) as client:
-            yield gw, client
+            try:
+                yield gw, client
+            finally:
+                # Warnings and errors are findings too: show them with the numbers.
+                bad = [line for line in gw.log if " WARNING " in line or " ERROR " in line]
+                for line in bad[:10]:
+                    print(f"[{name}] {line}", file=sys.stderr)
 
     def direct(self, prompt: str, *, session_id: str | None = None, resume: bool = False,
                name: str = "direct") -> Invocation:
@@ -124,7 +131,7 @@ def stack() -> Iterator[Stack]:
 def run_direct(inv: Invocation) -> Timeline:
     """Start the CLI cold, write the prompt, close stdin; time its stdout lines."""
     tl = Timeline()
-    t0 = time.perf_counter()
+    tl.start = t0 = time.perf_counter()
     proc = subprocess.Popen(inv.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=dict(inv.env), cwd=inv.cwd)
     watchdog = threading.Timer(_WATCHDOG_S, proc.kill)
@@ -172,7 +179,7 @@ def stream_chat(client: httpx.Client, prompt: str, conversation_id: str = "") ->
     if conversation_id:
         body["conversation_id"] = conversation_id
     tl = Timeline()
-    t0 = time.perf_counter()
+    tl.start = t0 = time.perf_counter()
     try:
         with client.stream("POST", "/chat/completions", json=body) as response:
             if response.status_code != 200:
@@ -189,10 +196,12 @@ def stream_chat(client: httpx.Client, prompt: str, conversation_id: str = "") ->
                 tl.conversation_id = chunk.get("conversation_id") or tl.conversation_id
                 if "error" in chunk:
                     tl.error = str(chunk["error"])[:200]
-                if any(c["delta"].get("content") for c in chunk.get("choices", ())):
-                    tl.deltas.append(now)
-                    if math.isnan(tl.first):
-                        tl.first = now
+                for choice in chunk.get("choices", ()):
+                    if text := choice["delta"].get("content"):
+                        tl.deltas.append(now)
+                        tl.texts.append(text)
+                        if math.isnan(tl.first):
+                            tl.first = now
         tl.end = time.perf_counter() - t0
     except httpx.HTTPError as exc:
         tl.error = f"{type(exc).__name__}: {exc}"
@@ -226,18 +235,6 @@ def settle(client: httpx.Client, warm_age: float = 3.0, timeout: float = 60.0) -
         time.sleep(0.1)
     time.sleep(warm_age)
     return stats(client)
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               "unknown CPU")
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    version = subprocess.run([CLAUDE_BIN, "--version"], capture_output=True, text=True,
-                             check=False).stdout.split(" ")[0]
-    return (f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores ({cpu}), "
-            f"{mem_kb / 2**20:.0f} GiB, Python {platform.python_version()}, CLI {version}, "
-            f"load avg {os.getloadavg()[0]:.2f} at start")
 
 
 @attrs.define

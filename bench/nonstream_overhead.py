@@ -1,67 +1,81 @@
-"""Non-streaming overhead: the gateway vs. calling `claude -p` directly, same prompt, same fake.
+"""Non-streaming overhead: the gateway vs calling `claude -p` directly, same prompt, same fake.
 
-Runs the pairs alternately and prints the median of per-pair ratios (gateway / direct).
-Usage: .venv/bin/python bench/nonstream_overhead.py [pairs]
+Two gateways run side by side on one fake upstream: one with the warm pool (defaults) and
+one with ``pool.size = 0`` and ``pool.idle_seconds = 0`` (every request starts its CLI cold
+and the CLI exits after the turn, as before the pool existed). Each round sends the same
+first-turn, non-streaming request to both, then runs the same invocation directly (argv and
+env as ccproto plans them, session persisted like the gateway's). The machine is let settle
+between runs. Ratios are medians of per-round ratios; the direct run is timed to its exit
+(what `subprocess.run` or a non-streaming `claude -p` caller waits for, the baseline of the
+pre-pool version of this script) and, stricter, to its result line (the answer complete).
+
+Usage: .venv/bin/python bench/nonstream_overhead.py [rounds]
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
+from collections.abc import Sequence
 
-import openai
+from harness import Report, arg, fake_prompt, median, post_chat, run_direct, settle, stack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ccproto import PlanOptions, plan_invocation, structure_request
-from tests.support.fakeapi import CLAUDE_BIN, cli_env, running_fakeapi
-from tests.support.gateway import running_gateway
+__all__ = ["main", "run"]
 
-PROMPT = 'Say hi [[fake {"text": "Hello from the benchmark, a short answer."}]]'
+PROMPT = fake_prompt({"text": "Hello from the benchmark, a short answer."}, "Say hi")
+NO_POOL = {"pool.size": 0, "pool.idle_seconds": 0}
 
 
-def main() -> None:
-    pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "ws").mkdir()
-        with running_fakeapi(tmp) as fake:
-            env = cli_env(fake, tmp / "cfg")
-            env |= {"CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-                    "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-                    "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0"}
-            # The direct run is planned by ccproto itself, so both sides run the same argv.
-            request = structure_request(json.dumps(
-                {"model": "sonnet", "messages": [{"role": "user", "content": PROMPT}]}))
-            options = PlanOptions(executable=str(CLAUDE_BIN), cwd=str(tmp / "ws"), max_retries=0)
-            direct = plan_invocation(request, options, inherited_env=env)
-            with running_gateway(env) as gw:
-                client = openai.OpenAI(base_url=gw.v1, api_key="x", max_retries=0)
-                ratios, g_times, d_times = [], [], []
-                for _ in range(pairs + 1):
-                    t0 = time.perf_counter()
-                    client.chat.completions.create(
-                        model="sonnet", messages=[{"role": "user", "content": PROMPT}])
-                    g = time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    subprocess.run(direct.argv, input=direct.stdin, env=direct.env,
-                                   cwd=direct.cwd, capture_output=True, check=True)
-                    d = time.perf_counter() - t0
-                    g_times.append(g)
-                    d_times.append(d)
-                    ratios.append(g / d)
-    ratios, g_times, d_times = ratios[1:], g_times[1:], d_times[1:]  # first pair warms caches
-    machine = f"{platform.machine()} {os.cpu_count()} cores"
-    print(f"machine: {machine}, Python {platform.python_version()}")
-    print(f"pairs={pairs} gateway median={statistics.median(g_times):.3f}s "
-          f"direct median={statistics.median(d_times):.3f}s")
-    print(f"non-streaming gateway/direct ratio (median of pairs): {statistics.median(ratios):.3f}")
+def run(argv: Sequence[str] = ()) -> Report:
+    rounds = arg(argv, 0, 8)
+    cols: dict[str, list[float]] = {k: [] for k in ("on", "off", "result", "exit")}
+    with stack() as st, st.gateway("pool") as (_, on), st.gateway("nopool", NO_POOL) as (_, off):
+        settle(off, 0)
+        settle(on)
+        for i in range(rounds + 1):  # round 0 warms caches everywhere and is dropped
+            t_on, conversation = post_chat(on, PROMPT)
+            on.delete(f"/conversations/{conversation}")
+            settle(on)
+            t_off, _ = post_chat(off, PROMPT)
+            settle(off)
+            d = run_direct(st.direct(PROMPT))
+            if d.error:
+                raise RuntimeError(f"direct: {d.error}")
+            settle(on, 1.0)
+            if i:
+                for key, value in (("on", t_on), ("off", t_off), ("result", d.done),
+                                   ("exit", d.end)):
+                    cols[key].append(value)
+        pool = settle(on, 0)["pool"]
+
+    def ratio(a: str, b: str) -> float:
+        return median([x / y for x, y in zip(cols[a], cols[b], strict=True)])
+
+    r_off, r_on = ratio("off", "exit"), ratio("on", "exit")
+    report = Report(
+        title="Non-streaming first turn: gateway / direct `claude -p`",
+        command=f".venv/bin/python bench/nonstream_overhead.py {rounds}",
+        headline=f"pool off {r_off:.3f}, pool on {r_on:.3f} against the direct run to its exit "
+                 f"(goal ≤ 1.05: {'met' if max(r_off, r_on) <= 1.05 else 'NOT met'}); stricter, "
+                 f"against its result line: pool off {ratio('off', 'result'):.3f}, pool on "
+                 f"{ratio('on', 'result'):.3f} (medians of {rounds} round ratios)",
+        header=("side", "median", "min", "max", "/ direct result", "/ direct exit"),
+    )
+    rows = (("gateway, warm pool (defaults)", "on"),
+            ("gateway, pool.size=0 idle_seconds=0", "off"),
+            ("direct one-shot, to result line", "result"),
+            ("direct one-shot, to exit", "exit"))
+    for label, key in rows:
+        xs = cols[key]
+        report.rows.append((label, f"{median(xs) * 1000:.0f} ms", f"{min(xs) * 1000:.0f} ms",
+                            f"{max(xs) * 1000:.0f} ms", f"{ratio(key, 'result'):.3f}",
+                            f"{ratio(key, 'exit'):.3f}"))
+    report.notes.append(f"pool-on gateway counters: warm_hits={pool['warm_hits']} "
+                        f"misses={pool['misses']} cold_starts={pool['cold_starts']}")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    print(run(sys.argv[1:] if argv is None else argv).text())
 
 
 if __name__ == "__main__":

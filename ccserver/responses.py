@@ -101,8 +101,8 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     """Serve one request; returns the HTTP status sent (for the access log)."""
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
     request = structure_responses_request(body)
-    conversation_id = await continued_conversation(gw, request)
     chat = chat_request(request)
+    conversation_id = await continued_conversation(gw, request)
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; leaving run_completion stops the CLI.

@@ -85,14 +85,15 @@ _MIGRATIONS = (
         created_at REAL NOT NULL, PRIMARY KEY (conversation_id, seq)
     );
     """,
-    # Responses API objects, for GET /v1/responses/{id} and previous_response_id. No
-    # foreign key: a stored response outlives its expired conversation (GET still works).
+    # Responses API objects, for GET /v1/responses/{id} and previous_response_id; they go
+    # when their conversation is deleted or expires (the session they continue is gone).
     """
     CREATE TABLE responses (
         id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, created_at REAL NOT NULL,
         body TEXT NOT NULL
     );
     CREATE INDEX responses_created ON responses (created_at);
+    CREATE INDEX responses_conversation ON responses (conversation_id);
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -222,8 +223,9 @@ class SQLiteStore:
             assert self._db is not None
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.execute("DELETE FROM messages WHERE conversation_id = ?",
-                                 (conversation_id,))
+                for table in ("messages", "responses"):  # a response without its session
+                    self._db.execute(f"DELETE FROM {table} WHERE conversation_id = ?",
+                                     (conversation_id,))
                 cursor = self._db.execute("DELETE FROM conversations WHERE id = ?",
                                           (conversation_id,))
                 return cursor.rowcount > 0

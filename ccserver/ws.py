@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,9 @@ import trio
 
 from ccproto import InvalidRequestError, ProtocolError
 
+from .accesslog import access_line
 from .asgi import Receive, Scope, Send, header
+from .errors import error_payload
 from .settings.sections import WebSocketSettings
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from .cors import Cors
     from .gateway import Gateway
 
-__all__ = ["Socket", "serve_websocket"]
+__all__ = ["Socket", "error_frame_payload", "serve_websocket"]
 
 log = logging.getLogger("ccserver.access")
 
@@ -129,6 +132,18 @@ class Socket:
         return frame
 
 
+def error_frame_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """(status, OpenAI error body) for what a request on a socket raised.
+
+    A request's nurseries wrap what escapes them; a group of one error is that error, as
+    for HTTP requests (app.py).
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    status, body, _ = error_payload(exc)
+    return status, body
+
+
 def _bad_frame(message: str, code: str = "invalid_frame") -> InvalidRequestError:
     return InvalidRequestError(message, code=code)
 
@@ -162,6 +177,13 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     started = trio.current_time()
     path = scope["path"].rstrip("/")
     surface = _surfaces().get(path[3:] if path.startswith("/v1/") else path)
+
+    def log_line(status: int, extra: str = "") -> None:
+        line = access_line(request_id=f"ws_{uuid.uuid4().hex}", method="GET",
+                           path=scope["path"], status=status,
+                           duration=trio.current_time() - started, published=None)
+        log.info("%s%s", line, extra)
+
     try:
         if surface is None:
             raise ProtocolError(f"No WebSocket endpoint at {scope['path']}", status_hint=404,
@@ -175,11 +197,9 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         auth.check(scope)
     except ProtocolError as exc:
         await _refuse(scope, send, exc)
-        log.info("websocket path=%s status=%d", json.dumps(scope["path"]), exc.status_hint)
+        log_line(exc.status_hint)
         return
     socket = Socket(receive, send, gw.settings.websocket)
     await socket.serve(lambda s: surface(gw, s))
     code, reason = socket.closing or (1000, "")
-    log.info("websocket path=%s status=101 close=%d duration_ms=%.1f%s",
-             json.dumps(scope["path"]), code, (trio.current_time() - started) * 1000,
-             f" reason={json.dumps(reason)}" if reason else "")
+    log_line(101, f" close={code}" + (f" reason={json.dumps(reason)}" if reason else ""))

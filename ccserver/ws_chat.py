@@ -31,11 +31,10 @@ from ccproto import (
 )
 
 from .completion import run_completion
-from .errors import error_payload
+from .ws import Socket, error_frame_payload
 
 if TYPE_CHECKING:
     from .gateway import Gateway
-    from .ws import Socket
 
 __all__ = ["chat_socket"]
 
@@ -54,29 +53,44 @@ class _Connection:
         self.running: dict[str, trio.CancelScope] = {}
 
     async def error(self, request_id: str | None, exc: BaseException) -> None:
-        status, body, _ = error_payload(exc)
+        status, body = error_frame_payload(exc)
         await self.socket.send({"type": "error", "id": request_id, "status": status, **body})
 
     async def create(self, request_id: str, body: Any, scope: trio.CancelScope) -> None:
         try:
             with scope:
-                await self._create(request_id, body)
+                await self._create(request_id, body, scope)
         except Exception as exc:
-            self.running.pop(request_id, None)
+            self._finish(request_id, scope)
             await self.error(request_id, exc)
         finally:
-            if self.running.get(request_id) is scope:
-                del self.running[request_id]
-        if scope.cancelled_caught:
-            await self.error(request_id, InvalidRequestError(
-                "The request was cancelled by the client", code="request_cancelled"))
+            self._finish(request_id, scope)
 
-    def _finish(self, request_id: str) -> None:
+    def _finish(self, request_id: str, scope: trio.CancelScope) -> None:
         # The id is free before the last frame goes out: the client may reuse it as soon
         # as it has that frame, while this CLI is still exiting.
-        self.running.pop(request_id, None)
+        if self.running.get(request_id) is scope:
+            del self.running[request_id]
 
-    async def _create(self, request_id: str, body: Any) -> None:
+    async def cancel(self, request_id: str) -> None:
+        """Stop a request and tell the client at once; its CLI is stopped meanwhile."""
+        scope = self.running.pop(request_id, None)
+        if scope is None:
+            await self.error(request_id, ProtocolError(
+                f"No request with id '{request_id}' is running", status_hint=404,
+                error_type="invalid_request_error", code="unknown_id", param="id"))
+            return
+        scope.cancel()
+        await self.error(request_id, InvalidRequestError(
+            "The request was cancelled by the client", code="request_cancelled"))
+
+    async def _send(self, text: str) -> None:
+        # A cancel may land while this task holds a chunk it has not sent: nothing of a
+        # cancelled request may follow the cancel's own frame.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self.socket.send_text(text)
+
+    async def _create(self, request_id: str, body: Any, scope: trio.CancelScope) -> None:
         if not isinstance(body, dict):
             raise InvalidRequestError("'request' must be a Chat Completions request object",
                                       param="request")
@@ -93,22 +107,23 @@ class _Connection:
             started = False
             while True:
                 event = await run.receive()
+                await trio.lowlevel.checkpoint_if_cancelled()
                 if type(event) is TurnFailed:
-                    self._finish(request_id)
+                    self._finish(request_id, scope)
                     await self.error(request_id, event.error)
                     return
                 if not started:
                     # Only now: a request that fails before any content gets just an error.
                     started = True
-                    await self.socket.send_text(_chunk_frame(request_id, builder.start()))
+                    await self._send(_chunk_frame(request_id, builder.start()))
                 chunks = builder.feed(event)
                 if type(event) is TurnFinished:
-                    self._finish(request_id)
+                    self._finish(request_id, scope)
                 for chunk in chunks:
-                    await self.socket.send_text(_chunk_frame(request_id, chunk))
+                    await self._send(_chunk_frame(request_id, chunk))
                 if type(event) is TurnFinished:
                     usage = dumps(openai_usage(event.usage)).decode()
-                    await self.socket.send_text(
+                    await self._send(
                         f'{{"type":"done","id":{json.dumps(request_id)},"usage":{usage},'
                         f'"conversation_id":{json.dumps(run.conversation_id)}}}')
                     return
@@ -139,12 +154,8 @@ class _Connection:
             else:
                 scope = self.running[request_id] = trio.CancelScope()
                 nursery.start_soon(self.create, request_id, frame.get("request"), scope)
-        elif (running := self.running.get(request_id)) is not None:
-            running.cancel()
         else:
-            await self.error(request_id, ProtocolError(
-                f"No request with id '{request_id}' is running", status_hint=404,
-                error_type="invalid_request_error", code="unknown_id", param="id"))
+            await self.cancel(request_id)
 
 
 async def chat_socket(gw: Gateway, socket: Socket) -> None:

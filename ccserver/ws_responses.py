@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from ccproto import (
@@ -28,70 +29,89 @@ from ccproto import (
 )
 
 from .completion import run_completion
-from .errors import error_payload
 from .responses import continued_conversation, new_builder, save_response
+from .ws import Socket, error_frame_payload
 
 if TYPE_CHECKING:
     from .gateway import Gateway
-    from .ws import Socket
 
 __all__ = ["responses_socket"]
+
+
+@attrs.define
+class _Response:
+    """The response in flight: what cancels it, and its builder once it started."""
+
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    stream_id: str | None = None
+    builder: ResponseBuilder | None = None
 
 
 class _Connection:
     def __init__(self, gw: Gateway, socket: Socket) -> None:
         self.gw, self.socket = gw, socket
-        #: The response in flight: its cancel scope, and its builder once it started.
-        self.running: trio.CancelScope | None = None
-        self.builder: ResponseBuilder | None = None
+        self.current: _Response | None = None
         #: Ids of this connection's ``store: false`` responses -> their conversations.
         self.local: dict[str, str] = {}
 
     async def error(self, exc: BaseException, stream_id: str | None = None) -> None:
-        status, body, _ = error_payload(exc)
+        status, body = error_frame_payload(exc)
         await self.socket.send(ws_error(body, status, stream_id))
 
     async def send_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             await self.socket.send(event)
 
-    async def create(self, frame: dict[str, Any], scope: trio.CancelScope) -> None:
-        stream_id = frame.get("stream_id") if isinstance(frame.get("stream_id"), str) else None
-        try:
-            with scope:
-                await self._create(frame)
-        except Exception as exc:
-            # Before response.created (invalid, unknown previous response, busy, ...).
-            await self.error(exc, stream_id)
-        finally:
-            builder, self.builder = self.builder, None
-            if self.running is scope:
-                self.running = None
-        if not scope.cancelled_caught:
+    async def cancel(self) -> None:
+        """Stop the response in flight and end it for the client at once; its CLI is
+        stopped while the connection moves on."""
+        current, self.current = self.current, None
+        if current is None:
+            await self.error(InvalidRequestError("No response is in progress",
+                                                 code="no_response_in_progress"))
             return
-        if builder is None:  # cancelled while waiting for its conversation or a CLI slot
+        current.scope.cancel()
+        if current.builder is not None:
+            await self.send_all(current.builder.cancel())
+        else:  # still waiting for its conversation or a CLI slot
             await self.error(InvalidRequestError("The response was cancelled before it "
                                                  "started", code="response_cancelled"),
-                             stream_id)
-        elif not builder.done:
-            await self.send_all(builder.cancel())
+                             current.stream_id)
 
-    async def _create(self, frame: dict[str, Any]) -> None:
+    async def create(self, frame: dict[str, Any], current: _Response) -> None:
+        try:
+            with current.scope:
+                await self._create(frame, current)
+        except Exception as exc:
+            # Before response.created (invalid, unknown previous response, busy, ...).
+            await self.error(exc, current.stream_id)
+        finally:
+            if self.current is current:
+                self.current = None
+
+    async def _send(self, current: _Response, events: list[dict[str, Any]]) -> None:
+        # A cancel may land while this task holds a value it has not sent: nothing of a
+        # cancelled response may follow the cancel's own events.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self.send_all(events)
+
+    async def _create(self, frame: dict[str, Any], current: _Response) -> None:
         # Over a WebSocket every response streams; "stream" in the frame changes nothing.
         request = structure_responses_request({**frame, "stream": True})
+        chat = chat_request(request)
         conversation_id = await continued_conversation(self.gw, request, self.local)
-        async with run_completion(self.gw, chat_request(request),
-                                  conversation_id=conversation_id) as run:
-            self.builder = builder = new_builder(self.gw, request, run)
-            await self.send_all(builder.start())
+        async with run_completion(self.gw, chat, conversation_id=conversation_id) as run:
+            current.builder = builder = new_builder(self.gw, request, run)
+            await self._send(current, builder.start())
             keepalive = self.gw.settings.server.sse_keepalive_seconds
             while not builder.done:
                 event = None
                 with trio.move_on_after(keepalive):
                     event = await run.receive()
                 if event is None:
-                    await self.socket.send(builder.keepalive())
+                    await self._send(current, [builder.keepalive()])
                     continue
+                await trio.lowlevel.checkpoint_if_cancelled()
                 events = builder.feed(event, now=time.time())
                 if builder.done:
                     if not request.store and type(event) is TurnFinished:
@@ -99,8 +119,9 @@ class _Connection:
                     await save_response(self.gw, builder, run)
                     # Free before the last event goes out: the client may send its next
                     # create as soon as it has it, while this CLI is still exiting.
-                    self.running = None
-                await self.send_all(events)
+                    if self.current is current:
+                        self.current = None
+                await self._send(current, events)
 
 
 async def responses_socket(gw: Gateway, socket: Socket) -> None:
@@ -116,20 +137,19 @@ async def responses_socket(gw: Gateway, socket: Socket) -> None:
                 break
             kind = frame["type"]
             if kind == "response.create":
-                if connection.running is not None:
+                stream_id = frame.get("stream_id")
+                stream_id = stream_id if isinstance(stream_id, str) else None
+                if connection.current is not None:
                     await connection.error(ProtocolError(
                         "A response is already in progress on this connection; wait for it "
                         "to finish or send response.cancel", status_hint=409,
-                        error_type="invalid_request_error", code="response_in_progress"))
+                        error_type="invalid_request_error", code="response_in_progress"),
+                        stream_id)
                     continue
-                connection.running = trio.CancelScope()
-                nursery.start_soon(connection.create, frame, connection.running)
+                connection.current = _Response(stream_id=stream_id)
+                nursery.start_soon(connection.create, frame, connection.current)
             elif kind == "response.cancel":
-                if connection.running is None:
-                    await connection.error(InvalidRequestError(
-                        "No response is in progress", code="no_response_in_progress"))
-                else:
-                    connection.running.cancel()
+                await connection.cancel()
             else:
                 await connection.error(InvalidRequestError(
                     f"Unsupported message type {kind!r}: send response.create or "
