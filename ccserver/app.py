@@ -121,6 +121,7 @@ class App:
                         return
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    await self.gateway.pool.shutdown()
                     nursery.cancel_scope.cancel()
                     await self.gateway.stop()
                     await send({"type": "lifespan.shutdown.complete"})

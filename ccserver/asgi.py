@@ -10,6 +10,8 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+import trio
+
 from ccproto import ProtocolError
 
 __all__ = [
@@ -85,7 +87,16 @@ async def start_response(send: Send, status: int, headers: Headers) -> None:
 
 
 async def send_bytes(send: Send, data: bytes, *, more: bool = True) -> None:
-    await send({"type": "http.response.body", "body": data, "more_body": more})
+    message = {"type": "http.response.body", "body": data, "more_body": more}
+    if more:
+        await send(message)
+        return
+    # The last send is shielded. Inside it Hypercorn ends the stream, tells the app
+    # "http.disconnect" (which a handler's disconnect watcher acts on by cancelling) and
+    # re-arms the connection's keep-alive timer; cancelled half-way, the connection keeps
+    # no timer and holds a graceful shutdown for its whole timeout.
+    with trio.CancelScope(shield=True):
+        await send(message)
 
 
 async def send_json(send: Send, status: int, body: Any, headers: Headers = ()) -> None:

@@ -81,6 +81,16 @@ class Pool:
                     await self._wake.wait()
                 self._wake = trio.Event()
 
+    async def shutdown(self) -> None:
+        """Retire every idle process and give them a moment to exit by themselves (their
+        transcripts complete); what is left is killed when `run` is cancelled."""
+        idle = [*self._warm, *self._bound.values()]
+        for worker in idle:
+            self._retire(worker)
+        with trio.move_on_after(self.limits.kill_grace):
+            for worker in idle:
+                await worker.dead.wait()
+
     def want(self, shape: Hashable, fresh: Fresh) -> None:
         """Note a shape a new conversation asked for; warm processes follow the latest."""
         self._shapes[shape] = fresh

@@ -72,8 +72,11 @@ async def test_store_round_trip_pages_and_survives_reopening(tmp_path: Path) -> 
     assert c1 is not None
     await reopened.put(attrs.evolve(c1, turns=3))
     assert [m.parts for m in await reopened.messages("c1")] == [(("text", "hi"),)]
+    await reopened.put_response("resp_1", "c1", 1.0, "{}")
+    assert await reopened.get_response("resp_1") == ("c1", "{}")
     assert await reopened.delete("c1") and not await reopened.delete("c1")
     assert await reopened.messages("c1") == []
+    assert await reopened.get_response("resp_1") is None  # it continued a session now gone
     await reopened.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import threading
 import time
@@ -206,3 +207,31 @@ def test_concurrent_new_conversations_never_share_a_process(fake: FakeAPI, gw: G
     assert len({r.conversation_id for r in results.values()}) == 3
     for n in range(3):
         assert len(upstream(fake, f"PAR-{n}")) == 1
+
+
+def test_graceful_shutdown_after_a_chat_on_a_kept_alive_connection(
+        fake: FakeAPI, tmp: Path) -> None:
+    env = env_for(fake, tmp / "shutdown", pool__size="1",
+                  server__graceful_timeout_seconds="120")
+    with running_gateway(env) as gateway, httpx.Client(timeout=60) as h:
+        assert wait_until(lambda: pool(gateway)["warm"] == 1, timeout=20)
+        r = h.post(f"{gateway.v1}/chat/completions", json={
+            "model": "sonnet", "messages": [{"role": "user", "content": say("BYE")}]})
+        assert r.status_code == 200  # the connection stays open (keep-alive)
+        gateway.proc.send_signal(signal.SIGTERM)
+        # Nothing is in flight: far sooner than the 120 s drain allowance.
+        assert gateway.proc.wait(timeout=30) == 0
+    workspace = str(tmp / "shutdown" / "ws")
+    left = [pid for pid in _pids() if _cwd(pid).startswith(workspace)]
+    assert not left, left
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
