@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env
+from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -25,15 +26,8 @@ ORIGIN = "http://localhost:3000"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
     tmp = tmp_path_factory.mktemp("e2e-auth")
     with running_fakeapi(tmp) as fake:
-        env = cli_env(fake, str(tmp / "cfg"))
-        env |= {
-            "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-            "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-            "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-            "CLAUDE_CODE__CLAUDE__FIRST_OUTPUT_TIMEOUT_SECONDS": "10",
-            "CLAUDE_CODE__AUTH__API_KEYS": KEY,
-            "CLAUDE_CODE__CORS__ALLOWED_ORIGINS": ORIGIN,
-        }
+        env = gateway_env(fake, tmp, claude__first_output_timeout_seconds="10",
+                          auth__api_keys=KEY, cors__allowed_origins=ORIGIN)
         with running_gateway(env) as gw:
             yield fake, gw
 

@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env
+from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, processes, running_gateway, wait_until
 
 
@@ -17,20 +18,12 @@ from tests.support.gateway import Gateway, process_tree, processes, running_gate
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
     tmp = tmp_path_factory.mktemp("e2e")
     with running_fakeapi(tmp) as fake:
-        env = cli_env(fake, str(tmp / "cfg"))
-        env |= {
-            "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-            "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-            "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-            "CLAUDE_CODE__CLAUDE__FIRST_OUTPUT_TIMEOUT_SECONDS": "4",
-            "CLAUDE_CODE__CLAUDE__KILL_GRACE_SECONDS": "1",
-            "CLAUDE_CODE__CLAUDE__ALLOWED_TOOLS": '["Bash(sleep *)"]',
-            "CLAUDE_CODE__SERVER__SSE_KEEPALIVE_SECONDS": "1",
-            # No process outlives its turn here, so "no process left" means just that;
-            # test_pool_e2e covers the processes kept alive.
-            "CLAUDE_CODE__POOL__SIZE": "0",
-            "CLAUDE_CODE__POOL__IDLE_SECONDS": "0",
-        }
+        # No process outlives its turn here, so "no process left" means just that;
+        # test_pool_e2e covers the processes kept alive.
+        env = gateway_env(fake, tmp, claude__first_output_timeout_seconds="4",
+                          claude__allowed_tools='["Bash(sleep *)"]',
+                          server__sse_keepalive_seconds="1", pool__size="0",
+                          pool__idle_seconds="0")
         with running_gateway(env) as gw:
             yield fake, gw
 

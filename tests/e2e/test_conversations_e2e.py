@@ -14,7 +14,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
 
 
@@ -29,18 +30,9 @@ def fake(tmp: Path) -> Iterator[FakeAPI]:
         yield api
 
 
-def gateway_env(fake: FakeAPI, tmp: Path) -> dict[str, str]:
-    return cli_env(fake, str(tmp / "cfg")) | {
-        "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-        "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-        "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-        "CLAUDE_CODE__CONVERSATION__BUSY_WAIT_SECONDS": "2",
-    }
-
-
 @pytest.fixture(scope="module")
 def gw(fake: FakeAPI, tmp: Path) -> Iterator[Gateway]:
-    with running_gateway(gateway_env(fake, tmp)) as gateway:
+    with running_gateway(gateway_env(fake, tmp, conversation__busy_wait_seconds="2")) as gateway:
         yield gateway
 
 
@@ -50,23 +42,6 @@ def client(gw: Gateway) -> openai.OpenAI:
 
 def say(text: str, reply: str, **script: object) -> str:
     return f"{text} [[fake {json.dumps({'text': reply, **script})}]]"
-
-
-def _texts(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "\n".join(b.get("text", "") for b in content
-                     if b.get("type") == "text" and not b["text"].startswith("<system-reminder>"))
-
-
-def upstream_turns(fake: FakeAPI, marker: str) -> list[tuple[str, str]]:
-    """(role, text) of the upstream request whose last user message holds ``marker``."""
-    for request in reversed(fake.messages_requests()):
-        messages = [m for m in request["body"]["messages"] if m["role"] in ("user", "assistant")]
-        if marker in _texts(messages[-1]):
-            return [(m["role"], _texts(m)) for m in messages]
-    raise AssertionError(f"no upstream request carries {marker!r}")
 
 
 def test_continue_by_id_resumes_the_cli_session(fake: FakeAPI, gw: Gateway) -> None:

@@ -17,7 +17,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
 
 
@@ -33,14 +34,7 @@ def fake(tmp: Path) -> Iterator[FakeAPI]:
 
 
 def env_for(fake: FakeAPI, tmp: Path, **settings: str) -> dict[str, str]:
-    env = cli_env(fake, str(tmp / "cfg")) | {
-        "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-        "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-        "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-        "CLAUDE_CODE__CLAUDE__KILL_GRACE_SECONDS": "1",
-        "CLAUDE_CODE__CLAUDE__ALLOWED_TOOLS": '["Bash(sleep *)"]',
-    }
-    return env | {f"CLAUDE_CODE__{k.upper()}": v for k, v in settings.items()}
+    return gateway_env(fake, tmp, claude__allowed_tools='["Bash(sleep *)"]', **settings)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +59,6 @@ def clis(gw: Gateway) -> set[int]:
     return {pid for pid, cmd in process_tree(gw.proc.pid).items() if "claude" in cmd}
 
 
-def upstream(fake: FakeAPI, marker: str) -> list[dict[str, Any]]:
-    for request in reversed(fake.messages_requests()):
-        turns = [m for m in request["body"]["messages"] if m["role"] in ("user", "assistant")]
-        if marker in json.dumps(turns[-1]):
-            return turns
-    raise AssertionError(marker)
-
-
 def test_warm_process_serves_a_new_conversation_then_stays_bound(
         fake: FakeAPI, gw: Gateway) -> None:
     assert wait_until(lambda: pool(gw)["warm"] == 1, timeout=20)
@@ -86,7 +72,7 @@ def test_warm_process_serves_a_new_conversation_then_stays_bound(
     stats = pool(gw)
     assert stats["warm_hits"] == 1 and stats["cold_starts"] == 0
     # The warm process held no earlier context: one user message went upstream.
-    assert len(upstream(fake, "WARM-1")) == 1
+    assert len(upstream_turns(fake, "WARM-1")) == 1
     # The second turn goes to the same, still running process: no start, no --resume.
     assert wait_until(lambda: pool(gw)["bound"] == 1)
     second = c.chat.completions.create(
@@ -94,7 +80,7 @@ def test_warm_process_serves_a_new_conversation_then_stays_bound(
         extra_body={"conversation_id": first.conversation_id})  # type: ignore[attr-defined]
     assert second.choices[0].message.content == "warm-2"
     assert pool(gw)["bound_hits"] == 1 and pool(gw)["cold_starts"] == 0
-    assert [m["role"] for m in upstream(fake, "WARM-2")] == ["user", "assistant", "user"]
+    assert [r for r, _ in upstream_turns(fake, "WARM-2")] == ["user", "assistant", "user"]
     assert warm <= clis(gw)  # that process is still the one alive (plus a refilled warm one)
 
 
@@ -115,8 +101,8 @@ def test_failed_turn_discards_the_process_and_is_not_glued_to_the_next(
         model="sonnet", extra_body={"conversation_id": conversation},
         messages=[{"role": "user", "content": say("FAIL-3")}])
     assert third.choices[0].message.content == "fail-3"
-    turns = upstream(fake, "FAIL-3")
-    assert [m["role"] for m in turns] == ["user", "assistant", "user"]
+    turns = upstream_turns(fake, "FAIL-3")
+    assert [r for r, _ in turns] == ["user", "assistant", "user"]
     assert "FAIL-2" not in json.dumps(turns)
 
 
@@ -206,7 +192,7 @@ def test_concurrent_new_conversations_never_share_a_process(fake: FakeAPI, gw: G
         "par-0", "par-1", "par-2"]
     assert len({r.conversation_id for r in results.values()}) == 3
     for n in range(3):
-        assert len(upstream(fake, f"PAR-{n}")) == 1
+        assert len(upstream_turns(fake, f"PAR-{n}")) == 1
 
 
 def test_graceful_shutdown_after_a_chat_on_a_kept_alive_connection(

@@ -11,7 +11,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
 from tests.support.openai_schema import validate
 
@@ -20,16 +21,9 @@ from tests.support.openai_schema import validate
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
     tmp = tmp_path_factory.mktemp("responses")
     with running_fakeapi(tmp) as fake:
-        env = cli_env(fake, str(tmp / "cfg")) | {
-            "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-            "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-            "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-            "CLAUDE_CODE__CLAUDE__KILL_GRACE_SECONDS": "1",
-            "CLAUDE_CODE__SERVER__SSE_KEEPALIVE_SECONDS": "1",
-            # No process outlives its turn, so "no process left" means just that.
-            "CLAUDE_CODE__POOL__SIZE": "0",
-            "CLAUDE_CODE__POOL__IDLE_SECONDS": "0",
-        }
+        # No process outlives its turn, so "no process left" means just that.
+        env = gateway_env(fake, tmp, server__sse_keepalive_seconds="1", pool__size="0",
+                          pool__idle_seconds="0")
         with running_gateway(env) as gw:
             yield fake, gw
 
@@ -44,23 +38,6 @@ def sdk(stack: tuple[FakeAPI, Gateway]) -> Iterator[openai.OpenAI]:
 
 def say(prompt: str, **script: object) -> str:
     return f"{prompt} [[fake {json.dumps(script)}]]"
-
-
-def _texts(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "\n".join(b.get("text", "") for b in content
-                     if b.get("type") == "text" and not b["text"].startswith("<system-reminder>"))
-
-
-def upstream_turns(fake: FakeAPI, marker: str) -> list[tuple[str, str]]:
-    """(role, text) of the upstream request whose last user message holds ``marker``."""
-    for request in reversed(fake.messages_requests()):
-        messages = [m for m in request["body"]["messages"] if m["role"] in ("user", "assistant")]
-        if marker in _texts(messages[-1]):
-            return [(m["role"], _texts(m)) for m in messages]
-    raise AssertionError(f"no upstream request carries {marker!r}")
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:

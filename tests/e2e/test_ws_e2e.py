@@ -15,7 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.fakeapi import FakeAPI, cli_env, running_fakeapi
+from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
 from tests.support.openai_schema import validate
 
@@ -26,19 +27,11 @@ MAX_FRAME = 262144
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
     tmp = tmp_path_factory.mktemp("ws")
     with running_fakeapi(tmp) as fake:
-        env = cli_env(fake, str(tmp / "cfg")) | {
-            "CLAUDE_CODE__SERVER__DATA_DIR": str(tmp / "data"),
-            "CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws"),
-            "CLAUDE_CODE__CLAUDE__MAX_RETRIES": "0",
-            "CLAUDE_CODE__CLAUDE__KILL_GRACE_SECONDS": "1",
-            # No process outlives its turn, so "no process left" means just that.
-            "CLAUDE_CODE__POOL__SIZE": "0",
-            "CLAUDE_CODE__POOL__IDLE_SECONDS": "0",
-            "CLAUDE_CODE__WEBSOCKET__MAX_FRAME_BYTES": str(MAX_FRAME),
-            "CLAUDE_CODE__WEBSOCKET__MAX_CONCURRENT_PER_SOCKET": "2",
-            "CLAUDE_CODE__WEBSOCKET__SEND_QUEUE": "4",
-            "CLAUDE_CODE__WEBSOCKET__SEND_TIMEOUT_SECONDS": "1",
-        }
+        # No process outlives its turn, so "no process left" means just that.
+        env = gateway_env(fake, tmp, pool__size="0", pool__idle_seconds="0",
+                          websocket__max_frame_bytes=str(MAX_FRAME),
+                          websocket__max_concurrent_per_socket="2",
+                          websocket__send_queue="4", websocket__send_timeout_seconds="1")
         with running_gateway(env) as gw:
             yield fake, gw
 
@@ -71,20 +64,8 @@ def no_cli_left(gw: Gateway) -> bool:
     return wait_until(lambda: not process_tree(gw.proc.pid), timeout=15)
 
 
-def _texts(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "\n".join(b.get("text", "") for b in content
-                     if b.get("type") == "text" and not b["text"].startswith("<system-reminder>"))
-
-
 def upstream_roles(fake: FakeAPI, marker: str) -> list[str]:
-    for request in reversed(fake.messages_requests()):
-        messages = [m for m in request["body"]["messages"] if m["role"] in ("user", "assistant")]
-        if marker in _texts(messages[-1]):
-            return [m["role"] for m in messages]
-    raise AssertionError(f"no upstream request carries {marker!r}")
+    return [role for role, _ in upstream_turns(fake, marker)]
 
 
 # ---- the Responses WebSocket mode ---------------------------------------------------------------
