@@ -3,7 +3,8 @@
 The response status is held back until the turn shows what it is: a failure that comes
 before any content (bad key, rate limit, unknown model, CLI missing) gets its real HTTP
 status, not a 200 with an error inside. The stream is committed with the first content,
-or when the keep-alive interval passes in silence, since clients time out otherwise.
+or when the keep-alive interval passes in silence, since clients time out otherwise; that
+loop is sse_stream.py's, shared with the Responses stream.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ccproto import (
     structure_request,
 )
 
-from .asgi import Receive, Scope, Send, header, read_body, send_bytes, send_json, start_response
+from .asgi import Receive, Scope, Send, header, read_body, send_json
 from .cache import (
     ResponseCache,
     canonical_request,
@@ -38,17 +39,12 @@ from .cache import (
 )
 from .completion import Run, run_completion
 from .errors import error_payload
+from .sse_stream import held_sse_stream
 
 if TYPE_CHECKING:
     from .gateway import Gateway
 
 __all__ = ["chat_completions"]
-
-SSE_HEADERS = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-]
 
 
 async def chat_completions(
@@ -163,40 +159,19 @@ async def _stream(
     headers: list[tuple[str, str]],
     log: dict[str, Any],
 ) -> int:
-    committed = False
-
-    async def commit() -> None:
-        nonlocal committed
-        committed = True
-        await start_response(send, 200, [*SSE_HEADERS, *headers])
-        await send_bytes(send, encode_data(dumps(builder.start())))
-
-    keepalive = gw.settings.server.sse_keepalive_seconds
-    while True:
-        event = None
-        # Silence longer than the keep-alive interval gets a comment line, so clients and
-        # proxies see a live connection while Claude Code thinks or runs tools.
-        with trio.move_on_after(keepalive):
-            event = await run.receive()
-        if event is None:
-            if not committed:
-                await commit()
-            await send_bytes(send, KEEPALIVE)
-            continue
+    async def render(event: TurnEvent) -> tuple[bytes, bool]:
         if type(event) is TurnFailed:
-            status, body, extra = error_payload(event.error)
-            if not committed:
-                await send_json(send, status, body, [*headers, *extra])
-                return status
             # Mid-stream failure: an error event the SDKs raise on, then the end marker.
-            await send_bytes(send, encode_data(dumps(body)) + DONE, more=False)
-            return 200
-        if not committed:
-            await commit()
-        chunks = builder.feed(event)
-        if chunks:
-            await send_bytes(send, b"".join(encode_data(dumps(c)) for c in chunks))
+            _, body, _ = error_payload(event.error)
+            return encode_data(dumps(body)) + DONE, True
+        data = b"".join(encode_data(dumps(c)) for c in builder.feed(event))
         if type(event) is TurnFinished:
             _log_usage(log, event)
-            await send_bytes(send, DONE, more=False)
-            return 200
+            return data + DONE, True
+        return data, False
+
+    # Silence gets an SSE comment line: chat clients only need to see the connection live.
+    return await held_sse_stream(
+        run.receive, send, headers, keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
+        start=lambda: encode_data(dumps(builder.start())), keepalive=lambda: KEEPALIVE,
+        render=render)

@@ -2,10 +2,10 @@
 
 A response runs like a chat completion (`run_completion`); only the rendering differs
 (ccproto's `ResponseBuilder`). As in chat.py, the status of a stream is held back until
-its first content, so a failure before any text gets its real HTTP status. Each response
-is stored with its conversation (unless ``store`` is false): GET returns it, and
-``previous_response_id`` continues that conversation's CLI session. The helpers here are
-shared with the Responses WebSocket mode (ws_responses.py).
+its first content (sse_stream.py), so a failure before any text gets its real HTTP status.
+Each response is stored with its conversation (unless ``store`` is false): GET returns
+it, and ``previous_response_id`` continues that conversation's CLI session. The helpers
+here are shared with the Responses WebSocket mode (ws_responses.py).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from ccproto import (
 )
 
 from .accesslog import SCOPE_KEY
-from .asgi import Receive, Scope, Send, read_body, send_bytes, send_json, start_response
-from .chat import SSE_HEADERS
+from .asgi import Receive, Scope, Send, read_body, send_json
 from .completion import Run, run_completion
 from .errors import ConversationNotFound, error_payload
+from .sse_stream import held_sse_stream
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -147,40 +147,21 @@ def _encode(events: list[dict[str, Any]]) -> bytes:
 
 async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
                   headers: list[tuple[str, str]], log: dict[str, Any]) -> int:
-    committed = False
-
-    async def commit() -> None:
-        nonlocal committed
-        committed = True
-        await start_response(send, 200, [*SSE_HEADERS, *headers])
-        await send_bytes(send, _encode(builder.start()))
-
-    keepalive = gw.settings.server.sse_keepalive_seconds
-    while True:
-        event = None
-        # Silence gets a keepalive *data* event (Codex's idle timer ignores SSE comments);
-        # it also commits the stream, since clients time out on a response with no headers.
-        with trio.move_on_after(keepalive):
-            event = await run.receive()
-        if event is None:
-            if not committed:
-                await commit()
-            await send_bytes(send, _encode([builder.keepalive()]))
-            continue
-        if type(event) is TurnFailed and not committed:
-            status, body, extra = error_payload(event.error)
-            await send_json(send, status, body, [*headers, *extra])
-            return status
-        if not committed:
-            await commit()
+    async def render(event: TurnEvent) -> tuple[bytes, bool]:
+        # A failure after the commit is fed like any event: it ends in response.failed.
         events = builder.feed(event, now=time.time())
         _log_usage(log, event)
         if builder.done:
             await save_response(gw, builder, run)
-            # No [DONE] in Responses streams: the terminal event ends it (openai-wire.md §2.2).
-            await send_bytes(send, _encode(events), more=False)
-            return 200
-        await send_bytes(send, _encode(events))
+        # No [DONE] in Responses streams: the terminal event ends it (openai-wire.md §2.2).
+        return _encode(events), builder.done
+
+    # Silence gets a keepalive *data* event, not an SSE comment: Codex's idle timer
+    # ignores comments. It is built when sent, so its sequence number is in order.
+    return await held_sse_stream(
+        run.receive, send, headers, keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
+        start=lambda: _encode(builder.start()), keepalive=lambda: _encode([builder.keepalive()]),
+        render=render)
 
 
 async def get_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,

@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from .cors import Cors
     from .gateway import Gateway
 
-__all__ = ["Socket", "error_frame_payload", "serve_websocket"]
+__all__ = ["Socket", "error_frame_payload", "serve_frames", "serve_websocket"]
 
 log = logging.getLogger("ccserver.access")
 
 Surface = Callable[["Gateway", "Socket"], Awaitable[None]]
+#: A surface's answer to one well-formed frame; it starts any long work in the nursery.
+Dispatch = Callable[[dict[str, Any], trio.Nursery], Awaitable[None]]
 
 
 class Socket:
@@ -142,6 +144,24 @@ def error_frame_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
         exc = exc.exceptions[0]
     status, body, _ = error_payload(exc)
     return status, body
+
+
+async def serve_frames(socket: Socket, dispatch: Dispatch,
+                       bad_frame: Callable[[InvalidRequestError], Awaitable[None]]) -> None:
+    """A surface's accept loop: each frame to ``dispatch`` until the client goes, a bad one
+    to ``bad_frame`` (the socket stays open); then every run started is cancelled."""
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                frame = await socket.receive()
+            except InvalidRequestError as exc:
+                await bad_frame(exc)
+                continue
+            if frame is None:
+                break
+            await dispatch(frame, nursery)
+        # The client has gone: every run stops, its CLI with it.
+        nursery.cancel_scope.cancel()
 
 
 def _bad_frame(message: str, code: str = "invalid_frame") -> InvalidRequestError:

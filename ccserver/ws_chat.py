@@ -31,7 +31,7 @@ from ccproto import (
 )
 
 from .completion import run_completion
-from .ws import Socket, error_frame_payload
+from .ws import Socket, error_frame_payload, serve_frames
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -160,15 +160,4 @@ class _Connection:
 
 async def chat_socket(gw: Gateway, socket: Socket) -> None:
     connection = _Connection(gw, socket)
-    async with trio.open_nursery() as nursery:
-        while True:
-            try:
-                frame = await socket.receive()
-            except InvalidRequestError as exc:
-                await connection.error(None, exc)
-                continue
-            if frame is None:
-                break
-            await connection.dispatch(frame, nursery)
-        # The client has gone: every run stops, its CLI with it.
-        nursery.cancel_scope.cancel()
+    await serve_frames(socket, connection.dispatch, lambda exc: connection.error(None, exc))

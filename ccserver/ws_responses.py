@@ -30,7 +30,7 @@ from ccproto import (
 
 from .completion import run_completion
 from .responses import continued_conversation, new_builder, save_response
-from .ws import Socket, error_frame_payload
+from .ws import Socket, error_frame_payload, serve_frames
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -123,36 +123,28 @@ class _Connection:
                         self.current = None
                 await self._send(current, events)
 
+    async def dispatch(self, frame: dict[str, Any], nursery: trio.Nursery) -> None:
+        kind = frame["type"]
+        if kind == "response.create":
+            stream_id = frame.get("stream_id")
+            stream_id = stream_id if isinstance(stream_id, str) else None
+            if self.current is not None:
+                await self.error(ProtocolError(
+                    "A response is already in progress on this connection; wait for it "
+                    "to finish or send response.cancel", status_hint=409,
+                    error_type="invalid_request_error", code="response_in_progress"),
+                    stream_id)
+                return
+            self.current = _Response(stream_id=stream_id)
+            nursery.start_soon(self.create, frame, self.current)
+        elif kind == "response.cancel":
+            await self.cancel()
+        else:
+            await self.error(InvalidRequestError(
+                f"Unsupported message type {kind!r}: send response.create or "
+                "response.cancel", param="type", code="unsupported_message_type"))
+
 
 async def responses_socket(gw: Gateway, socket: Socket) -> None:
     connection = _Connection(gw, socket)
-    async with trio.open_nursery() as nursery:
-        while True:
-            try:
-                frame = await socket.receive()
-            except InvalidRequestError as exc:
-                await connection.error(exc)
-                continue
-            if frame is None:
-                break
-            kind = frame["type"]
-            if kind == "response.create":
-                stream_id = frame.get("stream_id")
-                stream_id = stream_id if isinstance(stream_id, str) else None
-                if connection.current is not None:
-                    await connection.error(ProtocolError(
-                        "A response is already in progress on this connection; wait for it "
-                        "to finish or send response.cancel", status_hint=409,
-                        error_type="invalid_request_error", code="response_in_progress"),
-                        stream_id)
-                    continue
-                connection.current = _Response(stream_id=stream_id)
-                nursery.start_soon(connection.create, frame, connection.current)
-            elif kind == "response.cancel":
-                await connection.cancel()
-            else:
-                await connection.error(InvalidRequestError(
-                    f"Unsupported message type {kind!r}: send response.create or "
-                    "response.cancel", param="type", code="unsupported_message_type"))
-        # The client has gone: every run stops, its CLI with it.
-        nursery.cancel_scope.cancel()
+    await serve_frames(socket, connection.dispatch, connection.error)
