@@ -48,8 +48,7 @@ def machine() -> str:
     version = subprocess.run([CLAUDE_BIN, "--version"], capture_output=True, text=True,
                              check=False).stdout.split(" ")[0]
     return (f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores ({cpu}), "
-            f"{mem_kb / 2**20:.0f} GiB, Python {platform.python_version()}, CLI {version}, "
-            f"load avg {os.getloadavg()[0]:.2f} at start")
+            f"{mem_kb / 2**20:.0f} GiB, Python {platform.python_version()}, CLI {version}")
 
 
 def _args(overrides: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -65,8 +64,7 @@ def _args(overrides: Sequence[str]) -> dict[str, tuple[str, ...]]:
 
 def render(reports: Sequence[Report], failures: Sequence[str], where: str, took: float) -> str:
     lines = [BEGIN, "", f"Latest run: {date.today().isoformat()}, {where}; the whole suite "
-             f"took {took / 60:.1f} min (`.venv/bin/python bench/run_all.py`); load avg "
-             f"{os.getloadavg()[0]:.2f} at the end.", "",
+             f"took {took / 60:.1f} min (`.venv/bin/python bench/run_all.py`).", "",
              "| bench | result |", "|---|---|"]
     lines += [f"| {r.title} | {r.headline} |" for r in reports]
     lines += [f"| FAILED | {f} |" for f in failures]
@@ -96,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     for name, args in chosen.items():
         print(f"-- {name} {' '.join(args)}", flush=True)
+        load = os.getloadavg()[0]  # the box is shared: note how busy it was
         try:
             report = importlib.import_module(name).run(args)
+            report.notes.append(f"1-min load average {load:.2f} when the script started "
+                                "(it decays slowly: a burst just before still shows)")
         except Exception as exc:  # one broken bench must not lose the others' numbers
             traceback.print_exc()
             failures.append(f"{name}: {type(exc).__name__}: {exc}".replace("\n", " ")[:300])
