@@ -117,7 +117,7 @@ async def run_completion(
             if worker is None:
                 pool.counters["misses"] += 1
             async with gw.admission.slot():
-                pool.make_room(0)
+                await pool.make_room(new_process=worker is None)
                 async with _turn_on(gw, worker, inv, ticket, model) as run:
                     yield run
     finally:
@@ -145,6 +145,8 @@ async def _turn_on(
             # Shielded inside: a failed or cancelled turn's process is gone before the
             # conversation rolls its transcript back.
             await gw.pool.release(used[0], good=run.finished)
+        elif worker is None:
+            gw.pool.forget_promise()  # it never got as far as starting its process
 
 
 async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,

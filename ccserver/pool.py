@@ -58,7 +58,9 @@ class Pool:
         self._nursery: trio.Nursery | None = None
         self._warm: list[Worker] = []
         self._bound: dict[str, Worker] = {}  # conversation id -> its idle process
-        self._spawning = 0
+        self._spawning = 0  # warm processes being started (for the refill's arithmetic)
+        self._live: set[Worker] = set()  # every process hosted, from spawn until reaped
+        self._promised = 0  # cold starts make_room made room for, not yet spawned
         #: Recently requested shapes, newest last, with how to plan a process of that shape
         #: for a new conversation: () -> (invocation, conversation id, session id).
         self._shapes: OrderedDict[Hashable, Fresh] = OrderedDict()
@@ -102,6 +104,10 @@ class Pool:
     @property
     def idle(self) -> int:
         return len(self._warm) + len(self._bound)
+
+    def _processes(self) -> int:
+        """Every CLI alive (busy, idle, starting, exiting), and those about to start."""
+        return len(self._live) + self._promised
 
     def stats(self) -> dict[str, int]:
         counters = {key: self.counters[key] for key in POOL_COUNTERS}
@@ -147,6 +153,7 @@ class Pool:
             ProcessStartError: the CLI could not be started.
         """
         self.counters["cold_starts"] += 1
+        self.forget_promise()  # counted as live from here on
         worker = await self._spawn(inv, conversation_id, session_id)
         worker.busy = True
         return worker
@@ -164,7 +171,6 @@ class Pool:
         worker.turns += 1
         worker.idle_since = trio.current_time()
         self._bound[worker.conversation_id] = worker
-        self.make_room(0)
 
     async def stop(self, worker: Worker, *, kill: bool = False) -> None:
         """Retire (or kill) ``worker`` and wait until it is gone, its session files complete."""
@@ -188,11 +194,23 @@ class Pool:
         if worker is not None:
             await self.stop(worker)
 
-    def make_room(self, needed: int) -> None:
-        """Retire idle processes, idlest first, until ``needed`` more fit under the cap."""
-        idle = sorted(self._bound.values(), key=lambda w: w.idle_since) + list(self._warm)
-        while idle and self._running() + self.idle + self._spawning + needed > self.max_processes:
-            self._retire(idle.pop(0))
+    async def make_room(self, *, new_process: bool) -> None:
+        """Retire idle processes until the cap has room (one more with ``new_process``),
+        and wait for them to exit. Warm ones go first (they are only a head start, and
+        refill), then the conversations' processes, longest idle first. A promised new
+        process is counted until `start` spawns it, or `forget_promise`."""
+        needed = 1 if new_process else 0
+        idle = list(self._warm) + sorted(self._bound.values(), key=lambda w: w.idle_since)
+        retired = idle[:max(0, self._processes() + needed - self.max_processes)]
+        for worker in retired:
+            self._retire(worker)
+        self._promised += needed
+        for worker in retired:
+            await self._wait_dead(worker)
+
+    def forget_promise(self) -> None:
+        """A turn that made room for a new process ends without starting one."""
+        self._promised = max(0, self._promised - 1)
 
     # ---- internals -----------------------------------------------------------------------
 
@@ -202,8 +220,12 @@ class Pool:
                         session_id=session_id, cwd=inv.cwd,
                         stream=CLIStream(max_line_size=self.limits.max_line_bytes))
         self._spawning += 1
+        self._live.add(worker)
         try:
             await self._nursery.start(self._host, worker, inv)
+        except BaseException:
+            self._live.discard(worker)
+            raise
         finally:
             self._spawning -= 1
         return worker
@@ -222,6 +244,7 @@ class Pool:
                     await proc.wait()
         finally:
             worker.dead.set()
+            self._live.discard(worker)
             self._drop(worker)
             if self._exiting.get(worker.conversation_id) is worker:
                 del self._exiting[worker.conversation_id]
@@ -256,7 +279,7 @@ class Pool:
             self._retire(worker)  # a shape no longer asked for
         shapes = list(reversed(self._shapes.items()))  # newest first
         while shapes and len(self._warm) + self._spawning < self.size:
-            if self._running() + self.idle + self._spawning >= self.max_processes:
+            if self._processes() >= self.max_processes:
                 return
             have = Counter(w.shape for w in self._warm)
             # The newest shape first, then round-robin: each gets its share of the pool.

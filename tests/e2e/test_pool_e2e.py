@@ -221,3 +221,31 @@ def _cwd(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return ""
+
+
+def test_live_processes_stay_under_the_cap(fake: FakeAPI, tmp: Path) -> None:
+    # Each conversation keeps its process and the pool keeps a warm one; with room for
+    # two, older ones are retired before a new one starts. Sampled throughout.
+    env = env_for(fake, tmp / "cap", pool__size="1", claude__max_concurrent_sessions="2")
+    with running_gateway(env) as gateway:
+        peak: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(len(clis(gateway)))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            ids = [client(gateway).chat.completions.create(
+                model="sonnet", messages=[{"role": "user", "content": say(f"CAP-{n}")}]
+            ).conversation_id for n in range(4)]  # type: ignore[attr-defined]
+            time.sleep(1)  # room for a refill to (wrongly) overshoot
+        finally:
+            stop.set()
+            sampler.join()
+        assert len(set(ids)) == 4
+        assert max(peak) <= 2, max(peak)
+        assert pool(gateway)["retired"] >= 2
