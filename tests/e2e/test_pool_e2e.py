@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.e2e import gateway_env, upstream_turns
 from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, running_fakeapi
-from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
+from tests.support.gateway import Gateway, process_tree, processes, running_gateway, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,11 @@ def pool(gw: Gateway) -> dict[str, int]:
 
 
 def clis(gw: Gateway) -> set[int]:
-    return {pid for pid, cmd in process_tree(gw.proc.pid).items() if "claude" in cmd}
+    """The gateway's CLI processes: its own children (a CLI's helpers, e.g. its ripgrep,
+    are theirs)."""
+    parents, cmdlines = processes()
+    return {pid for pid, ppid in parents.items()
+            if ppid == gw.proc.pid and "claude" in cmdlines[pid]}
 
 
 def test_warm_process_serves_a_new_conversation_then_stays_bound(
