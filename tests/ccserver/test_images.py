@@ -244,8 +244,7 @@ async def test_bad_responses(server: Server, path: str, match: str, code: str) -
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+    assert shutil.which("openssl"), "openssl is needed to make a test certificate"
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, run_claude, running_fakeapi
+from tests.support.fakeapi import FakeAPI, run_claude, running_fakeapi
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CLAUDE_BIN).exists(), reason="Claude Code CLI not installed"),
 ]
 
 
