@@ -15,7 +15,7 @@ Correctness first (the hazards are measured in reference §6.2): a process serve
 conversation only, one turn at a time, the next turn is written only after the result,
 and a process whose turn failed, timed out or was cancelled is killed, never reused.
 Idle processes count against ``claude.max_concurrent_sessions`` with the running turns;
-when a turn needs room, the idlest is retired.
+when a turn needs room, warm ones are retired first, then the longest idle.
 """
 
 from __future__ import annotations
@@ -73,15 +73,18 @@ class Pool:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host every process and keep the warm ones topped up, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            while True:
-                self._retire_idle()
-                await self._refill()
-                with trio.move_on_after(_TICK):
-                    await self._wake.wait()
-                self._wake = trio.Event()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                while True:
+                    self._retire_idle()
+                    await self._refill()
+                    with trio.move_on_after(_TICK):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+        finally:
+            self._nursery = None  # every process is gone; later retirements are kills
 
     async def shutdown(self) -> None:
         """Retire every idle process and give them a moment to exit by themselves (their
@@ -100,10 +103,6 @@ class Pool:
         while len(self._shapes) > max(self.size, 1):
             self._shapes.popitem(last=False)
         self._wake.set()
-
-    @property
-    def idle(self) -> int:
-        return len(self._warm) + len(self._bound)
 
     def _processes(self) -> int:
         """Every CLI alive (busy, idle, starting, exiting), and those about to start."""
@@ -135,7 +134,7 @@ class Pool:
         """
         exiting = self._exiting.get(conversation_id)
         if exiting is not None:
-            await self._wait_dead(exiting)
+            await exiting.dead.wait()  # retired: it exits, or is killed, soon
         worker = self._bound.pop(conversation_id, None)
         if worker is None:
             return None
@@ -179,13 +178,6 @@ class Pool:
                 self._kill(worker)
             else:
                 self._retire(worker)
-            await self._wait_dead(worker)
-
-    async def _wait_dead(self, worker: Worker) -> None:
-        with trio.move_on_after(self.limits.kill_grace + 1):
-            await worker.dead.wait()
-        if not worker.dead.is_set():
-            self._kill(worker)
             await worker.dead.wait()
 
     async def forget(self, conversation_id: str) -> None:
@@ -206,7 +198,7 @@ class Pool:
             self._retire(worker)
         self._promised += needed
         for worker in retired:
-            await self._wait_dead(worker)
+            await worker.dead.wait()
 
     def forget_promise(self) -> None:
         """A turn that made room for a new process ends without starting one."""
@@ -261,8 +253,19 @@ class Pool:
         self.counters["retired"] += 1
         if not worker.dead.is_set():
             self._exiting[worker.conversation_id] = worker
-        if worker.proc is not None and self._nursery is not None:
-            self._nursery.start_soon(worker.proc.close_stdin)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_or_kill, worker)
+        else:
+            worker.scope.cancel()
+
+    async def _close_or_kill(self, worker: Worker) -> None:
+        """EOF on stdin; a CLI that has not exited a grace period later is killed."""
+        if worker.proc is not None:
+            await worker.proc.close_stdin()
+        with trio.move_on_after(self.limits.kill_grace + 1):
+            await worker.dead.wait()
+            return
+        self._kill(worker)
 
     def _kill(self, worker: Worker) -> None:
         self._drop(worker)
