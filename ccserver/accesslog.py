@@ -12,7 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LOG_KEYS", "SCOPE_KEY", "access_line"]
+from ccproto import TurnFinished
+
+__all__ = ["LOG_KEYS", "SCOPE_KEY", "access_line", "log_usage"]
 
 #: Where a handler puts its dict of `LOG_KEYS` values (it may fill it in as it goes).
 SCOPE_KEY = "ccserver.log"
@@ -42,3 +44,10 @@ def access_line(*, request_id: str, method: str, path: str, status: int, duratio
     published = published or {}
     pairs += [(k, published[k]) for k in LOG_KEYS if published.get(k) is not None]
     return " ".join(f"{k}={_value(v)}" for k, v in pairs)
+
+
+def log_usage(published: dict[str, Any], event: object) -> None:
+    """Publish a finished turn's tokens and cost for the access line and /stats."""
+    if type(event) is TurnFinished:
+        published.update(prompt_tokens=event.usage.prompt_tokens,
+                         completion_tokens=event.usage.output_tokens, cost_usd=event.cost_usd)

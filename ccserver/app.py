@@ -18,7 +18,7 @@ from ccproto import ProtocolError
 
 from .accesslog import SCOPE_KEY, access_line
 from .asgi import ClientGone, Receive, Scope, Send, header, send_json
-from .auth import Auth
+from .auth import Auth, browser_problem
 from .auth import configured as auth_configured
 from .chat import chat_completions
 from .conversation_api import (
@@ -183,6 +183,10 @@ class App:
             cors = self.cors.preflight_headers(scope, methods)
             await send_json(send, 204, b"", [*headers, ("allow", allow), *cors])
             return 204
+        problem = browser_problem(scope, self.auth, self.cors, self.gateway.settings.server.host)
+        if problem is not None:
+            raise ProtocolError(problem, status_hint=403, error_type="invalid_request_error",
+                                code="origin_not_allowed")
         if route not in _OPEN_ROUTES:
             self.auth.check(scope)
         handler = methods.get(scope["method"])

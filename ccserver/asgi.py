@@ -20,6 +20,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "cancel_on_disconnect",
     "header",
     "read_body",
     "send_bytes",
@@ -107,3 +108,13 @@ async def send_json(send: Send, status: int, body: Any, headers: Headers = ()) -
         [("content-type", "application/json"), ("content-length", str(len(data))), *headers],
     )
     await send_bytes(send, data, more=False)
+
+
+async def cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` when the client goes away (run it beside a handler's work, after
+    the body was read): a streaming answer nobody reads must stop its CLI."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return

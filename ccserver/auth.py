@@ -15,6 +15,7 @@ from pathlib import Path
 from ccproto import ProtocolError
 
 from .asgi import Scope, header
+from .cors import Cors
 from .settings import Settings, SettingsError
 from .settings.sections import AuthSettings
 
@@ -133,3 +134,21 @@ def bind_problem(settings: Settings) -> str | None:
         "auth.api_keys or auth.keys_file, bind 127.0.0.1, or set "
         "auth.allow_unauthenticated = true (env CLAUDE_CODE__AUTH__ALLOW_UNAUTHENTICATED=true)."
     )
+
+
+def browser_problem(scope: Scope, auth: Auth, cors: Cors, server_host: str) -> str | None:
+    """Why a request that may come from a web page is refused, or None.
+
+    A page can POST to a local server without a CORS preflight (a text/plain body), and by
+    DNS rebinding it can read the answers too. So an ``Origin`` that CORS does not allow
+    is refused on every route, and a server without keys that listens on loopback answers
+    only requests addressed to a loopback name (a rebound name arrives as the Host).
+    """
+    if header(scope, "origin") is not None and cors.allowed_origin(scope) is None:
+        return "Requests from this browser origin are not allowed (see cors.allowed_origins)"
+    host = header(scope, "host")
+    if not auth.enabled and is_loopback(server_host) and host is not None:
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if not is_loopback(name):
+            return f"Host {host!r} is not this server's loopback address"
+    return None

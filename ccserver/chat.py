@@ -29,7 +29,8 @@ from ccproto import (
     structure_request,
 )
 
-from .asgi import Receive, Scope, Send, header, read_body, send_json
+from .accesslog import log_usage
+from .asgi import Receive, Scope, Send, cancel_on_disconnect, header, read_body, send_json
 from .cache import (
     ResponseCache,
     canonical_request,
@@ -67,7 +68,7 @@ async def chat_completions(
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; the runner then stops the CLI.
-        nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)
         async with run_completion(gw, request, conversation_id=conversation_id) as run:
             log: dict[str, Any] = scope.setdefault("ccserver.log", {})
             log |= {"conversation_id": run.conversation_id, "model": run.model}
@@ -93,14 +94,6 @@ async def chat_completions(
     return status
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
-
-
 def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | None:
     """The response-cache key of a cacheable request (issue 7's rule in ccserver.cache)."""
     if not gw.cache.enabled:
@@ -109,13 +102,11 @@ def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | N
     if not is_cacheable_request(parsed, conversation_id=conversation_id):
         return None
     version = gw.cli_info.version if gw.cli_info else None
-    return ResponseCache.key_for(canonical_request(parsed),
-                                 options_fingerprint(gw.options, version))
-
-
-def _log_usage(log: dict[str, Any], event: TurnFinished) -> None:
-    log.update(prompt_tokens=event.usage.prompt_tokens,
-               completion_tokens=event.usage.output_tokens, cost_usd=event.cost_usd)
+    try:
+        return ResponseCache.key_for(canonical_request(parsed),
+                                     options_fingerprint(gw.options, version))
+    except ValueError:  # NaN or Infinity somewhere: no canonical form, so no caching
+        return None
 
 
 async def _respond(
@@ -143,10 +134,14 @@ async def _respond(
         return status
     payload = dumps(result)
     if type(event) is TurnFinished:
-        _log_usage(log, event)
+        log_usage(log, event)
         if cache_key is not None and not event.used_tools:
             # An answer that ran tools depends on more than the request: never cached.
-            gw.cache.put(cache_key, json.loads(payload))
+            # Without its conversation: a hit is no turn of that conversation, and must not
+            # hand another client a way into it.
+            entry = json.loads(payload)
+            entry.pop("conversation_id", None)
+            gw.cache.put(cache_key, entry)
     await send_json(send, 200, payload, headers)
     return 200
 
@@ -166,7 +161,7 @@ async def _stream(
             return encode_data(dumps(body)) + DONE, True
         data = b"".join(encode_data(dumps(c)) for c in builder.feed(event))
         if type(event) is TurnFinished:
-            _log_usage(log, event)
+            log_usage(log, event)
             return data + DONE, True
         return data, False
 

@@ -30,11 +30,13 @@ from ccproto import (
     plan_invocation,
     resolve_model,
 )
+from ccproto.openai_types import Message
 
 from .conversations import Identity, Ticket
 from .errors import CLIUnavailable
 from .images import resolve_images
 from .runner import ProcessStartError
+from .store import Conversation
 from .turns import drive_turn, failure_event
 from .worker import Fresh, Worker, shape_of
 
@@ -86,18 +88,18 @@ async def run_completion(
     # The conversation sees the request as the client sent it (a client resends an image's
     # URL, not our data: URL), the CLI gets the images fetched and checked.
     original, request = request, await resolve_images(request, gw.settings)
-    # Planned once without a session first, so a bad request changes no conversation.
-    plan_invocation(request, options, inherited_env=gw.environ)
     model = resolve_model(request, options)
     pool = gw.pool
+    # Planned once without a session first (the `planner` does), so a bad request changes
+    # no conversation; earlier turns are checked when the session is known.
     shape, fresh = planner(gw, request, options)
-    warm: list[Worker] = []
+    taken: list[Worker] = []  # processes this turn took from the pool
 
     def reserve() -> Identity | None:
         worker = pool.take_warm(shape)
         if worker is None:
             return None
-        warm.append(worker)
+        taken.append(worker)
         return Identity(worker.conversation_id, worker.session_id, worker.cwd)
 
     try:
@@ -112,18 +114,22 @@ async def run_completion(
                 model = resolve_model(request, options)
             inv = plan_invocation(request, options, inherited_env=gw.environ,
                                   session=ticket.session)
-            worker = warm[0] if warm else await pool.take_bound(ticket.conversation.id,
-                                                                shape_of(inv))
+            worker = taken[0] if taken else await pool.take_bound(ticket.conversation.id,
+                                                                  shape_of(inv))
             if worker is None:
                 pool.counters["misses"] += 1
+            else:
+                taken[:] = [worker]
             async with gw.admission.slot():
                 await pool.make_room(new_process=worker is None)
                 async with _turn_on(gw, worker, inv, ticket, model) as run:
                     yield run
     finally:
-        for worker in warm:
-            if worker.busy:  # reserved, then the turn never ran
-                await pool.release(worker, good=False)
+        for worker in taken:
+            if worker.busy:
+                # Taken, then the turn never reached it (429, a cancelled client): it holds
+                # nothing of this turn, so it goes back as it was.
+                await pool.release(worker, good=True)
 
 
 @asynccontextmanager
@@ -145,14 +151,23 @@ async def _turn_on(
             # Shielded inside: a failed or cancelled turn's process is gone before the
             # conversation rolls its transcript back.
             await gw.pool.release(used[0], good=run.finished)
-        elif worker is None:
-            gw.pool.forget_promise()  # it never got as far as starting its process
 
 
 async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,
                  events: trio.MemorySendChannel[TurnEvent], used: list[Worker]) -> None:
     """Run the turn, starting it again while a new process can fix a failure (issue 7)."""
     conversation = ticket.conversation
+    promise = [worker is None]  # make_room made room for one new process, not yet started
+    try:
+        await _attempts(gw, worker, inv, ticket, events, used, conversation, promise)
+    finally:
+        if promise[0]:
+            gw.pool.forget_promise()  # it never got as far as starting its process
+
+
+async def _attempts(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,
+                    events: trio.MemorySendChannel[TurnEvent], used: list[Worker],
+                    conversation: Conversation, promise: list[bool]) -> None:
     async with events:
         attempt = 1
         while True:
@@ -161,7 +176,9 @@ async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ti
             try:
                 if worker is None:
                     worker = await gw.pool.start(inv, conversation.id,
-                                                 ticket.session.session_id)
+                                                 ticket.session.session_id,
+                                                 promised=promise[0])
+                    promise[0] = False
                     used.append(worker)
                 assert worker.proc is not None
                 try:
@@ -203,10 +220,17 @@ class _Sink:
 
 def planner(gw: Gateway, request: ChatCompletionRequest,
             options: PlanOptions) -> tuple[Hashable, Fresh]:
-    """The shape of ``request``'s process, and how to plan one for a new conversation."""
+    """The shape of ``request``'s process, and how to plan one for a new conversation.
+
+    Raises:
+        InvalidRequestError: the request cannot run (its earlier turns aside).
+    """
     system = tuple(m for m in request.messages if m.role in ("system", "developer"))
     opening = attrs.evolve(request, messages=(*system, request.messages[-1]),
                            conversation_id=None)
+    plan_invocation(opening, options, inherited_env=gw.environ)  # checks the last turn
+    # The argv does not depend on the prompt: warm processes keep no image bytes.
+    opening = attrs.evolve(opening, messages=(*system, _text_only(request.messages[-1])))
 
     def plan(session: SessionPlan) -> Invocation:
         return plan_invocation(opening, options, inherited_env=gw.environ, session=session)
@@ -218,3 +242,7 @@ def planner(gw: Gateway, request: ChatCompletionRequest,
             conversation_id, session_id
 
     return shape_of(plan(SessionPlan(session_id="-", resume=False, cwd=""))), fresh
+
+
+def _text_only(message: Message) -> Message:
+    return attrs.evolve(message, content="-")

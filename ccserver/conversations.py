@@ -17,6 +17,7 @@ A failed turn is rolled back in the transcript, so the next turn starts clean.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,6 +47,9 @@ from .settings.sections import ConversationSettings
 from .store import Conversation, ConversationStore, StoredMessage
 
 __all__ = ["Conversations", "Identity", "Ticket"]
+
+
+log = logging.getLogger("ccserver.conversations")
 
 
 class Identity(NamedTuple):
@@ -162,33 +166,46 @@ class Conversations:
                       reserve: Callable[[], Identity | None]) -> Ticket:
         if conversation_id:
             await self.get(conversation_id)
-            await self._acquire(conversation_id)
-            try:
+            async with self._holding(conversation_id):
                 conversation = await self.get(conversation_id)  # it may be gone by now
-            except ConversationNotFound:
-                self._locks.release(conversation_id)
-                raise
-            self._check_length(conversation.turns * 2 + 1)
-            self.counters["resumed"] += 1
-            return self._make_ticket(conversation, turns[-1:])
+                stored = len(await self.store.messages(conversation_id))
+                self._check_length(stored + 1)
+                self.counters["resumed"] += 1
+                return self._make_ticket(conversation, turns[-1:])
+        self._check_length(len(turns))
         if len(turns) > 1:
             digest = fingerprint(system, turns[:-1])
             found = self._live(await self.store.find(digest))
             if found is not None:
-                await self._acquire(found.id)
-                current = await self.store.get(found.id)
-                if current is not None and current.fingerprint == digest:
-                    self.counters["matched"] += 1
-                    return self._make_ticket(current, turns[-1:])
-                self._locks.release(found.id)  # it moved on meanwhile: start afresh
-        self._check_length(len(turns))
+                async with self._holding(found.id):
+                    current = await self.store.get(found.id)
+                    if current is not None and current.fingerprint == digest:
+                        self.counters["matched"] += 1
+                        return self._make_ticket(current, turns[-1:])
+                    self._locks.release(found.id)  # it moved on meanwhile: start afresh
         return await self._start(system, turns, model, reserve() if len(turns) == 1 else None)
+
+    @asynccontextmanager
+    async def _holding(self, conversation_id: str) -> AsyncIterator[None]:
+        """Take the conversation's lock for the turn: kept when the block ends normally,
+        released when it raises (a 400, a store error, a cancelled client)."""
+        await self._acquire(conversation_id)
+        try:
+            yield
+        except BaseException:
+            self._locks.release(conversation_id)
+            raise
 
     async def _start(self, system: str | None, turns: tuple[HistoryTurn, ...],
                      model: str, identity: Identity | None) -> Ticket:
         conversation = await self.create(model=model, system_prompt=system, metadata={},
                                          identity=identity)
-        await self._acquire(conversation.id)
+        async with self._holding(conversation.id):
+            return await self._seed(conversation, turns, model)
+
+    async def _seed(self, conversation: Conversation, turns: tuple[HistoryTurn, ...],
+                    model: str) -> Ticket:
+        """A new conversation's earlier turns: a seeded transcript, and stored messages."""
         earlier = turns[:-1]
         pairs = seedable(earlier) if earlier else None
         if pairs:
@@ -246,24 +263,29 @@ class Conversations:
 
     async def delete(self, conversation_id: str) -> None:
         c = await self.get(conversation_id)
-        if self._locks.locked(conversation_id):
+        if not await self._locks.acquire(conversation_id, 0):
             raise ConversationBusy(conversation_id, 0)
-        await self._remove(c)
+        await self._remove_locked(c)
 
-    async def _remove(self, c: Conversation) -> None:
-        if self.on_remove is not None:
-            await self.on_remove(c.id)
-        await self.store.delete(c.id)
-        own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
-        await self.files.remove(c.cwd, c.session_id, own)
+    async def _remove_locked(self, c: Conversation) -> None:
+        """Remove ``c``, whose lock the caller took: no turn can start on it meanwhile."""
+        try:
+            with trio.CancelScope(shield=True):  # half a removal would leave orphans
+                if self.on_remove is not None:
+                    await self.on_remove(c.id)
+                await self.store.delete(c.id)
+                own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
+                await self.files.remove(c.cwd, c.session_id, own)
+        finally:
+            self._locks.release(c.id)
 
     async def sweep_expired(self) -> int:
         """Delete conversations idle past the timeout (skipping any that is answering)."""
         timeout = self.settings.session_timeout_minutes * 60
         removed = 0
         for c in await self.store.expired(self._clock() - timeout):
-            if not self._locks.locked(c.id):
-                await self._remove(c)
+            if await self._locks.acquire(c.id, 0):
+                await self._remove_locked(c)
                 removed += 1
         self.counters["expired"] += removed
         return removed
@@ -271,7 +293,10 @@ class Conversations:
     async def sweep_forever(self) -> None:
         interval = min(60.0, self.settings.session_timeout_minutes * 30)
         while True:
-            await self.sweep_expired()
+            try:
+                await self.sweep_expired()
+            except Exception:  # a disk or store error must not stop the server's tasks
+                log.exception("sweeping expired conversations failed; retrying later")
             await trio.sleep(interval)
 
     async def _acquire(self, conversation_id: str) -> None:

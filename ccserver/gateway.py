@@ -30,13 +30,10 @@ from .stats import gateway_stats
 from .store import SQLiteStore
 from .turns import RunLimits
 
-__all__ = ["PROJECT_ROOT", "Gateway"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("ccserver")
 
-# The checkout (or install prefix) holding the package: `npm ci` puts the pinned CLI in
-# its node_modules/.bin.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 
@@ -75,7 +72,6 @@ class Gateway:
             size=settings.pool.size,
             idle_seconds=settings.pool.idle_seconds,
             max_processes=c.max_concurrent_sessions,
-            running=lambda: self.admission.live,
             limits=self.limits,
         )
         self.conversations.on_remove = self.pool.forget
@@ -89,7 +85,7 @@ class Gateway:
         await self.store.open()
         # Before looking for the CLI: a bad file-access or MCP setting stops start-up.
         extra = claude_options(self.settings, self.environ)
-        self.cli_path = find_cli(self.settings, project_root=PROJECT_ROOT, environ=self.environ)
+        self.cli_path = find_cli(self.settings, environ=self.environ)
         if self.cli_path is None:
             log.warning("Claude Code CLI not found: %s", self.cli_missing_message())
             return

@@ -8,23 +8,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ccproto import Model, ModelList, ProtocolError, dumps, model_names
+from ccproto.policy import valid_models
 
 from .asgi import Receive, Scope, Send, send_json
 
 if TYPE_CHECKING:
     from .gateway import Gateway
 
-__all__ = ["CLI_MODEL_ALIASES", "get_model", "list_models", "serve_health"]
-
-# The aliases the CLI resolves itself (reference §8.2).
-CLI_MODEL_ALIASES = ("opus", "sonnet", "haiku")
-
+__all__ = ["get_model", "list_models", "serve_health"]
 
 def _model_ids(gw: Gateway) -> list[str]:
     if gw.options is not None:
         return list(model_names(gw.options))
-    ids = [*CLI_MODEL_ALIASES, gw.settings.claude.default_model, *gw.settings.server.models]
-    return list(dict.fromkeys(ids))
+    c = gw.settings.claude
+    return list(valid_models(c.model_map, (c.default_model, *gw.settings.server.models)))
 
 
 async def list_models(gw: Gateway, scope: Scope, receive: Receive, send: Send,

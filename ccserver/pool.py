@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 import trio
 
@@ -49,11 +49,9 @@ class Pool:
         size: int,
         idle_seconds: float,
         max_processes: int,
-        running: Callable[[], int],
         limits: RunLimits,
     ) -> None:
         self.size, self.idle_seconds, self.max_processes = size, idle_seconds, max_processes
-        self._running = running  # turns in flight (admission's live count)
         self.limits = limits
         self._nursery: trio.Nursery | None = None
         self._warm: list[Worker] = []
@@ -145,15 +143,17 @@ class Pool:
         await self.stop(worker)
         return None
 
-    async def start(self, inv: Invocation, conversation_id: str, session_id: str) -> Worker:
-        """A new process for ``inv`` (a cold start).
+    async def start(self, inv: Invocation, conversation_id: str, session_id: str, *,
+                    promised: bool) -> Worker:
+        """A new process for ``inv`` (a cold start); ``promised``: `make_room` made room.
 
         Raises:
             ProcessStartError: the CLI could not be started.
         """
         self.counters["cold_starts"] += 1
-        self.forget_promise()  # counted as live from here on
         worker = await self._spawn(inv, conversation_id, session_id)
+        if promised:
+            self.forget_promise()  # counted as live from here on
         worker.busy = True
         return worker
 
@@ -196,9 +196,9 @@ class Pool:
         retired = idle[:max(0, self._processes() + needed - self.max_processes)]
         for worker in retired:
             self._retire(worker)
-        self._promised += needed
         for worker in retired:
             await worker.dead.wait()
+        self._promised += needed  # after the waits: a cancelled wait promised nothing
 
     def forget_promise(self) -> None:
         """A turn that made room for a new process ends without starting one."""

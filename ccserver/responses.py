@@ -23,15 +23,14 @@ from ccproto import (
     ResponsesRequest,
     TurnEvent,
     TurnFailed,
-    TurnFinished,
     chat_request,
     dumps,
     encode_event,
     structure_responses_request,
 )
 
-from .accesslog import SCOPE_KEY
-from .asgi import Receive, Scope, Send, read_body, send_json
+from .accesslog import SCOPE_KEY, log_usage
+from .asgi import Receive, Scope, Send, cancel_on_disconnect, read_body, send_json
 from .completion import Run, run_completion
 from .errors import ConversationNotFound, error_payload
 from .sse_stream import held_sse_stream
@@ -90,12 +89,6 @@ async def save_response(gw: Gateway, builder: ResponseBuilder, run: Run) -> None
                                         builder.created_at, dumps(builder.response()).decode())
 
 
-def _log_usage(log: dict[str, Any], event: TurnEvent) -> None:
-    if type(event) is TurnFinished:
-        log.update(prompt_tokens=event.usage.prompt_tokens,
-                   completion_tokens=event.usage.output_tokens, cost_usd=event.cost_usd)
-
-
 async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                           headers: list[tuple[str, str]]) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
@@ -106,7 +99,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; leaving run_completion stops the CLI.
-        nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)
         async with run_completion(gw, chat, conversation_id=conversation_id) as run:
             log: dict[str, Any] = {"conversation_id": run.conversation_id, "model": run.model}
             scope[SCOPE_KEY] = log
@@ -120,12 +113,6 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     return status
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
 async def _respond(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
                    headers: list[tuple[str, str]], log: dict[str, Any]) -> int:
     while not builder.done:
@@ -135,7 +122,7 @@ async def _respond(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
             await send_json(send, status, body, [*headers, *extra])
             return status
         builder.feed(event, now=time.time())
-        _log_usage(log, event)
+        log_usage(log, event)
     await save_response(gw, builder, run)
     await send_json(send, 200, dumps(builder.response()), headers)
     return 200
@@ -150,7 +137,7 @@ async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
     async def render(event: TurnEvent) -> tuple[bytes, bool]:
         # A failure after the commit is fed like any event: it ends in response.failed.
         events = builder.feed(event, now=time.time())
-        _log_usage(log, event)
+        log_usage(log, event)
         if builder.done:
             await save_response(gw, builder, run)
         # No [DONE] in Responses streams: the terminal event ends it (openai-wire.md §2.2).

@@ -201,3 +201,16 @@ async def test_history_longer_than_the_limit_is_400(tmp_path: Path) -> None:
         async with convs.turn(request(user("a"), assistant("b"), user("c")),
                               conversation_id=None, model="m"):
             pass
+
+
+async def test_a_refused_turn_leaves_the_conversation_unlocked(tmp_path: Path) -> None:
+    convs, _, _ = await make(tmp_path, max_history_messages=2)
+    async with convs.turn(request(user("a")), conversation_id=None, model="m") as ticket:
+        await convs.complete(ticket, "b", "m")
+    cid = ticket.conversation.id
+    with pytest.raises(InvalidRequestError):  # a third message is over the limit
+        async with convs.turn(request(user("c")), conversation_id=cid, model="m"):
+            pass
+    await convs.delete(cid)  # not 409: the refused turn released its lock
+    with pytest.raises(ConversationNotFound):
+        await convs.get(cid)

@@ -45,7 +45,9 @@ async def test_other_origins_get_no_cors_headers(origins: tuple[str, ...]) -> No
     gateway = app(allowed_origins=origins)
     preflight = await request(gateway, "OPTIONS", "/v1/chat/completions", headers=PREFLIGHT)
     plain = await request(gateway, "GET", "/v1/models", headers=[("origin", ORIGIN)])
-    assert preflight.status == 204 and plain.status == 200
+    # A page of another origin is refused outright: a simple POST needs no preflight.
+    assert preflight.status == 204 and plain.status == 403
+    assert plain.json()["error"]["code"] == "origin_not_allowed"
     for response in (preflight, plain):
         assert not any(name.startswith("access-control-") for name in response.header_names())
 
@@ -75,3 +77,16 @@ async def test_preflight_passes_auth() -> None:
 def test_bad_origins_are_refused_at_start_up(origin: str) -> None:
     with pytest.raises(ValueError, match="allowed_origins"):
         CorsSettings(allowed_origins=(origin,))
+
+
+async def test_a_keyless_loopback_server_answers_only_loopback_host_names() -> None:
+    # DNS rebinding: a page's own name resolving to 127.0.0.1 arrives as the Host header.
+    open_server = App(Settings())
+    for host, status in [("127.0.0.1:8080", 200), ("localhost:8080", 200), ("[::1]:8080", 200),
+                         ("attacker.example:8080", 403)]:
+        response = await request(open_server, "GET", "/v1/models", headers=[("host", host)])
+        assert response.status == status, host
+    keyed = App(Settings(auth=AuthSettings(api_keys=("k",))))
+    response = await request(keyed, "GET", "/v1/models",
+                             headers=[("host", "gateway.example"), ("x-api-key", "k")])
+    assert response.status == 200

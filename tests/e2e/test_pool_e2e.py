@@ -176,6 +176,7 @@ def test_response_cache_and_retry_of_a_crashed_start(fake: FakeAPI, tmp: Path) -
         assert hit.headers["x-cache"] == "hit" and len(fake.messages_requests()) == calls
         assert hit.json()["choices"] == miss.json()["choices"]
         assert hit.json()["id"] != miss.json()["id"]
+        assert "conversation_id" not in hit.json()  # a hit is no turn of that conversation
         streamed = h.post(f"{gateway.v1}/chat/completions", json=body | {"stream": True})
         assert "x-cache" not in streamed.headers
 
