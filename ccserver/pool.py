@@ -20,7 +20,9 @@ when a turn needs room, warm ones are retired first, then the longest idle.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections import Counter, OrderedDict
 from collections.abc import Hashable
 
@@ -117,7 +119,7 @@ class Pool:
         for worker in self._warm:
             if worker.shape == shape and worker.alive:
                 self._warm.remove(worker)
-                worker.busy = True
+                worker.busy = worker.taken = True
                 self.counters["warm_hits"] += 1
                 self._wake.set()  # refill
                 return worker
@@ -154,7 +156,7 @@ class Pool:
         worker = await self._spawn(inv, conversation_id, session_id)
         if promised:
             self.forget_promise()  # counted as live from here on
-        worker.busy = True
+        worker.busy = worker.taken = True
         return worker
 
     async def release(self, worker: Worker, *, good: bool) -> None:
@@ -237,6 +239,8 @@ class Pool:
         finally:
             worker.dead.set()
             self._live.discard(worker)
+            if not worker.taken:
+                _remove_if_empty(worker.cwd)  # made for a conversation that never came
             self._drop(worker)
             if self._exiting.get(worker.conversation_id) is worker:
                 del self._exiting[worker.conversation_id]
@@ -297,3 +301,10 @@ class Pool:
             self.counters["warm_started"] += 1
             self._warm.append(worker)
 
+
+def _remove_if_empty(directory: str) -> None:
+    # Only a conversation's own directory (the shared workspace root stays), and rmdir
+    # only: never anything the CLI may have written there.
+    if os.path.basename(directory).startswith("conv_"):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)

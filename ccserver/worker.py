@@ -39,6 +39,7 @@ class Worker:
     stream: CLIStream
     proc: CLIProcess | None = None
     busy: bool = False
+    taken: bool = False  # ever given a conversation's turn (a warm one may never be)
     turns: int = 0
     idle_since: float = 0.0
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
