@@ -17,12 +17,10 @@ A failed turn is rolled back in the transcript, so the next turn starts clean.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,10 +34,9 @@ from ccproto import (
     SessionPlan,
     fingerprint,
     request_history,
-    seed_transcript,
-    seedable,
 )
 
+from . import expiry
 from .errors import ConversationBusy, ConversationNotFound
 from .keyed_locks import KeyedLocks
 from .sessions import SessionFiles
@@ -47,9 +44,6 @@ from .settings.sections import ConversationSettings
 from .store import Conversation, ConversationStore, StoredMessage
 
 __all__ = ["Conversations", "Identity", "Ticket"]
-
-
-log = logging.getLogger("ccserver.conversations")
 
 
 class Identity(NamedTuple):
@@ -70,28 +64,22 @@ class Ticket:
 
 
 class Conversations:
-    def __init__(
-        self,
-        store: ConversationStore,
-        files: SessionFiles,
-        settings: ConversationSettings,
-        *,
-        workspace: Path,
-        cli_version: Callable[[], str],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, store: ConversationStore, files: SessionFiles,
+                 settings: ConversationSettings, *, workspace: Path,
+                 cli_version: Callable[[], str], clock: Callable[[], float] = time.time,
+                 ) -> None:
         self.store, self.files, self.settings = store, files, settings
         self.workspace = workspace
         self._cli_version = cli_version
-        self._clock = clock
-        self._locks = KeyedLocks()
+        self.clock = clock
+        self.locks = KeyedLocks()
         #: Called before a conversation's files are removed (the pool stops its process).
         self.on_remove: Callable[[str], Awaitable[None]] | None = None
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
 
     def _live(self, c: Conversation | None) -> Conversation | None:
         timeout = self.settings.session_timeout_minutes * 60
-        return c if c is not None and self._clock() - c.updated_at < timeout else None
+        return c if c is not None and self.clock() - c.updated_at < timeout else None
 
     async def get(self, conversation_id: str) -> Conversation:
         conversation = self._live(await self.store.get(conversation_id))
@@ -108,7 +96,7 @@ class Conversations:
     async def create(self, *, model: str | None, system_prompt: str | None,
                      metadata: dict[str, str], identity: Identity | None = None
                      ) -> Conversation:
-        now = self._clock()
+        now = self.clock()
         conversation_id, session_id, cwd = identity or self.new_identity()
         conversation = Conversation(
             id=conversation_id, session_id=session_id,
@@ -151,7 +139,7 @@ class Conversations:
                 try:
                     await self._settle(ticket)
                 finally:
-                    self._locks.release(conversation.id)
+                    self.locks.release(conversation.id)
 
     async def _settle(self, ticket: Ticket) -> None:
         """After the turn, its CLI stopped (or kept by the pool): roll a failed turn back."""
@@ -182,48 +170,37 @@ class Conversations:
                     if current is not None and current.fingerprint == digest:
                         self.counters["matched"] += 1
                         return self._make_ticket(current, turns[-1:])
-                    self._locks.release(found.id)  # it moved on meanwhile: start afresh
+                    self.locks.release(found.id)  # it moved on meanwhile: start afresh
         return await self._start(system, turns, model, reserve() if len(turns) == 1 else None)
 
     @asynccontextmanager
     async def _holding(self, conversation_id: str) -> AsyncIterator[None]:
         """Take the conversation's lock for the turn: kept when the block ends normally,
         released when it raises (a 400, a store error, a cancelled client)."""
-        await self._acquire(conversation_id)
+        await self.locks.acquire(conversation_id, self.settings.busy_wait_seconds,
+                                 busy=ConversationBusy)
         try:
             yield
         except BaseException:
-            self._locks.release(conversation_id)
+            self.locks.release(conversation_id)
             raise
 
     async def _start(self, system: str | None, turns: tuple[HistoryTurn, ...],
                      model: str, identity: Identity | None) -> Ticket:
-        conversation = await self.create(model=model, system_prompt=system, metadata={},
-                                         identity=identity)
-        async with self._holding(conversation.id):
-            return await self._seed(conversation, turns, model)
-
-    async def _seed(self, conversation: Conversation, turns: tuple[HistoryTurn, ...],
-                    model: str) -> Ticket:
-        """A new conversation's earlier turns: a seeded transcript, and stored messages."""
+        """A new conversation; its earlier turns: a seeded transcript, and stored messages."""
+        c = await self.create(model=model, system_prompt=system, metadata={},
+                              identity=identity)
         earlier = turns[:-1]
-        pairs = seedable(earlier) if earlier else None
-        if pairs:
-            now = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
-            transcript = seed_transcript(
-                pairs, session_id=conversation.session_id, cwd=conversation.cwd,
-                version=self._cli_version(), model=model,
-                timestamp=now.replace("+00:00", "Z"),
-                uuids=iter(lambda: str(uuid.uuid4()), None),
-            )
-            await self.files.write(conversation.cwd, conversation.session_id, transcript)
-            conversation = attrs.evolve(conversation, started=True)
-            self.counters["seeded"] += 1
-        if earlier:
-            # Stored either way: a seeded history is in the transcript, an unseedable one
-            # is quoted in this turn's prompt.
-            await self.store.add_turn(conversation, self._stored(earlier))
-        return self._make_ticket(conversation, turns[-1:])
+        async with self._holding(c.id):
+            if earlier and await self.files.seed(c.cwd, c.session_id, earlier, model=model,
+                                                 version=self._cli_version(), now=self.clock()):
+                c = attrs.evolve(c, started=True)
+                self.counters["seeded"] += 1
+            if earlier:
+                # Stored either way: a seeded history is in the transcript, an unseedable
+                # one is quoted in this turn's prompt.
+                await self.store.add_turn(c, self._stored(earlier))
+            return self._make_ticket(c, turns[-1:])
 
     def _make_ticket(self, c: Conversation, new_turns: tuple[HistoryTurn, ...]) -> Ticket:
         session = SessionPlan(session_id=c.session_id, resume=c.started, cwd=c.cwd,
@@ -240,7 +217,7 @@ class Conversations:
             )
 
     def _stored(self, turns: tuple[HistoryTurn, ...]) -> list[StoredMessage]:
-        now = self._clock()
+        now = self.clock()
         return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
 
     async def complete(self, ticket: Ticket, reply: str, model: str) -> Conversation:
@@ -254,51 +231,19 @@ class Conversations:
             earlier = await self.store.messages(c.id)
             history = [HistoryTurn(m.role, m.parts) for m in earlier] + list(new)
             c = attrs.evolve(
-                c, turns=c.turns + 1, updated_at=self._clock(), model=model,
+                c, turns=c.turns + 1, updated_at=self.clock(), model=model,
                 fingerprint=fingerprint(c.system_prompt, history), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
         ticket.conversation, ticket.completed = c, True
         return c
 
+    # Removal and the expiry sweep live in expiry.py; these keep the API in one place.
     async def delete(self, conversation_id: str) -> None:
-        c = await self.get(conversation_id)
-        if not await self._locks.acquire(conversation_id, 0):
-            raise ConversationBusy(conversation_id, 0)
-        await self._remove_locked(c)
-
-    async def _remove_locked(self, c: Conversation) -> None:
-        """Remove ``c``, whose lock the caller took: no turn can start on it meanwhile."""
-        try:
-            with trio.CancelScope(shield=True):  # half a removal would leave orphans
-                if self.on_remove is not None:
-                    await self.on_remove(c.id)
-                await self.store.delete(c.id)
-                own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
-                await self.files.remove(c.cwd, c.session_id, own)
-        finally:
-            self._locks.release(c.id)
+        await expiry.delete(self, conversation_id)
 
     async def sweep_expired(self) -> int:
-        """Delete conversations idle past the timeout (skipping any that is answering)."""
-        timeout = self.settings.session_timeout_minutes * 60
-        removed = 0
-        for c in await self.store.expired(self._clock() - timeout):
-            if await self._locks.acquire(c.id, 0):
-                await self._remove_locked(c)
-                removed += 1
-        self.counters["expired"] += removed
-        return removed
+        return await expiry.sweep_expired(self)
 
     async def sweep_forever(self) -> None:
-        interval = min(60.0, self.settings.session_timeout_minutes * 30)
-        while True:
-            try:
-                await self.sweep_expired()
-            except Exception:  # a disk or store error must not stop the server's tasks
-                log.exception("sweeping expired conversations failed; retrying later")
-            await trio.sleep(interval)
-
-    async def _acquire(self, conversation_id: str) -> None:
-        await self._locks.acquire(conversation_id, self.settings.busy_wait_seconds,
-                                  busy=ConversationBusy)
+        await expiry.sweep_forever(self)

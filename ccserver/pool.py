@@ -20,19 +20,16 @@ when a turn needs room, warm ones are retired first, then the longest idle.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from collections import Counter, OrderedDict
 from collections.abc import Hashable
 
 import trio
 
-from ccproto import CLIStream, Invocation
+from ccproto import Invocation
 
-from .runner import open_cli
+from .hosting import Hosting
 from .turns import RunLimits
-from .worker import Fresh, Worker, shape_of
+from .worker import Fresh, WarmShapes, Worker
 
 __all__ = ["POOL_COUNTERS", "Pool"]
 
@@ -44,7 +41,7 @@ POOL_COUNTERS = ("warm_hits", "bound_hits", "misses", "cold_starts", "warm_start
 _TICK = 1.0  # how often idle processes are checked for retirement
 
 
-class Pool:
+class Pool(Hosting):
     def __init__(
         self,
         *,
@@ -53,21 +50,13 @@ class Pool:
         max_processes: int,
         limits: RunLimits,
     ) -> None:
+        super().__init__(limits)
         self.size, self.idle_seconds, self.max_processes = size, idle_seconds, max_processes
-        self.limits = limits
-        self._nursery: trio.Nursery | None = None
         self._warm: list[Worker] = []
         self._bound: dict[str, Worker] = {}  # conversation id -> its idle process
-        self._spawning = 0  # warm processes being started (for the refill's arithmetic)
-        self._live: set[Worker] = set()  # every process hosted, from spawn until reaped
         self._promised = 0  # cold starts make_room made room for, not yet spawned
-        #: Recently requested shapes, newest last, with how to plan a process of that shape
-        #: for a new conversation: () -> (invocation, conversation id, session id).
-        self._shapes: OrderedDict[Hashable, Fresh] = OrderedDict()
-        # Retired processes still exiting, by conversation: the next turn waits for them.
-        self._exiting: dict[str, Worker] = {}
+        self._shapes = WarmShapes(size)  # the shapes warm processes are kept in
         self._wake = trio.Event()
-        self.counters: Counter[str] = Counter()
 
     # ---- lifetime ------------------------------------------------------------------------
 
@@ -98,10 +87,7 @@ class Pool:
 
     def want(self, shape: Hashable, fresh: Fresh) -> None:
         """Note a shape a new conversation asked for; warm processes follow the latest."""
-        self._shapes[shape] = fresh
-        self._shapes.move_to_end(shape)
-        while len(self._shapes) > max(self.size, 1):
-            self._shapes.popitem(last=False)
+        self._shapes.note(shape, fresh)
         self._wake.set()
 
     def _processes(self) -> int:
@@ -173,15 +159,6 @@ class Pool:
         worker.idle_since = trio.current_time()
         self._bound[worker.conversation_id] = worker
 
-    async def stop(self, worker: Worker, *, kill: bool = False) -> None:
-        """Retire (or kill) ``worker`` and wait until it is gone, its session files complete."""
-        with trio.CancelScope(shield=True):
-            if kill:
-                self._kill(worker)
-            else:
-                self._retire(worker)
-            await worker.dead.wait()
-
     async def forget(self, conversation_id: str) -> None:
         """The conversation is going away: stop its process."""
         worker = self._bound.pop(conversation_id, None)
@@ -208,73 +185,11 @@ class Pool:
 
     # ---- internals -----------------------------------------------------------------------
 
-    async def _spawn(self, inv: Invocation, conversation_id: str, session_id: str) -> Worker:
-        assert self._nursery is not None, "Pool.run() is not running"
-        worker = Worker(shape=shape_of(inv), conversation_id=conversation_id,
-                        session_id=session_id, cwd=inv.cwd,
-                        stream=CLIStream(max_line_size=self.limits.max_line_bytes))
-        self._spawning += 1
-        self._live.add(worker)
-        try:
-            await self._nursery.start(self._host, worker, inv)
-        except BaseException:
-            self._live.discard(worker)
-            raise
-        finally:
-            self._spawning -= 1
-        return worker
-
-    async def _host(self, worker: Worker, inv: Invocation,
-                    task_status: trio.TaskStatus[None]) -> None:
-        try:
-            with worker.scope:
-                async with open_cli(inv, kill_grace=self.limits.kill_grace,
-                                    stderr_tail_bytes=self.limits.stderr_tail_bytes,
-                                    keep_stdin=True) as proc:
-                    worker.proc = proc
-                    task_status.started()
-                    # Lives until stdin is closed (retired) or the scope cancelled (killed);
-                    # leaving open_cli reaps it and anything it started.
-                    await proc.wait()
-        finally:
-            worker.dead.set()
-            self._live.discard(worker)
-            if not worker.taken:
-                _remove_if_empty(worker.cwd)  # made for a conversation that never came
-            self._drop(worker)
-            if self._exiting.get(worker.conversation_id) is worker:
-                del self._exiting[worker.conversation_id]
-
     def _drop(self, worker: Worker) -> None:
         if worker in self._warm:
             self._warm.remove(worker)
         if self._bound.get(worker.conversation_id) is worker:
             del self._bound[worker.conversation_id]
-
-    def _retire(self, worker: Worker) -> None:
-        """Close stdin: the CLI exits by itself and flushes its transcript (§6.2)."""
-        self._drop(worker)
-        self.counters["retired"] += 1
-        if not worker.dead.is_set():
-            self._exiting[worker.conversation_id] = worker
-        if self._nursery is not None:
-            self._nursery.start_soon(self._close_or_kill, worker)
-        else:
-            worker.scope.cancel()
-
-    async def _close_or_kill(self, worker: Worker) -> None:
-        """EOF on stdin; a CLI that has not exited a grace period later is killed."""
-        if worker.proc is not None:
-            await worker.proc.close_stdin()
-        with trio.move_on_after(self.limits.kill_grace + 1):
-            await worker.dead.wait()
-            return
-        self._kill(worker)
-
-    def _kill(self, worker: Worker) -> None:
-        self._drop(worker)
-        self.counters["killed"] += 1
-        worker.scope.cancel()
 
     def _retire_idle(self) -> None:
         limit = trio.current_time() - self.idle_seconds
@@ -284,13 +199,11 @@ class Pool:
     async def _refill(self) -> None:
         for worker in [w for w in self._warm if w.shape not in self._shapes]:
             self._retire(worker)  # a shape no longer asked for
-        shapes = list(reversed(self._shapes.items()))  # newest first
+        shapes = self._shapes.newest_first()
         while shapes and len(self._warm) + self._spawning < self.size:
             if self._processes() >= self.max_processes:
                 return
-            have = Counter(w.shape for w in self._warm)
-            # The newest shape first, then round-robin: each gets its share of the pool.
-            shape, fresh = min(shapes, key=lambda item: have[item[0]])
+            shape, fresh = WarmShapes.pick(shapes, self._warm)
             try:
                 worker = await self._spawn(*fresh())
             except Exception as exc:  # a broken CLI must not kill the server
@@ -301,10 +214,3 @@ class Pool:
             self.counters["warm_started"] += 1
             self._warm.append(worker)
 
-
-def _remove_if_empty(directory: str) -> None:
-    # Only a conversation's own directory (the shared workspace root stays), and rmdir
-    # only: never anything the CLI may have written there.
-    if os.path.basename(directory).startswith("conv_"):
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
 
-from ccproto import munge_cwd
+from ccproto import HistoryTurn, munge_cwd, seed_transcript, seedable
 
 __all__ = ["SessionFiles"]
 
@@ -43,6 +45,23 @@ class SessionFiles:
             tmp.replace(path)
 
         await trio.to_thread.run_sync(write)
+
+    async def seed(self, cwd: str, session_id: str, earlier: tuple[HistoryTurn, ...], *,
+                   version: str, model: str, now: float) -> bool:
+        """Write a new session's ``earlier`` turns as its transcript, for the CLI to resume
+        (reference §5.3). False, writing nothing, for a history that cannot be written that
+        way (images, an assistant turn first): the caller quotes it in the prompt instead."""
+        pairs = seedable(earlier)
+        if not pairs:
+            return False
+        stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        transcript = seed_transcript(
+            pairs, session_id=session_id, cwd=cwd, version=version, model=model,
+            timestamp=stamp.replace("+00:00", "Z"),
+            uuids=iter(lambda: str(uuid.uuid4()), None),
+        )
+        await self.write(cwd, session_id, transcript)
+        return True
 
     async def exists(self, cwd: str, session_id: str) -> bool:
         return await trio.to_thread.run_sync(self.transcript(cwd, session_id).exists)
