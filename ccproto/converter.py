@@ -163,12 +163,11 @@ def _format(exc: BaseException, type_: Any) -> str:
     return "invalid value"
 
 
-def structure_request(body: bytes | str) -> ChatCompletionRequest:
-    """Parse and validate a Chat Completions request body.
+def load_object(body: bytes | str) -> dict[str, Any]:
+    """A request body's JSON object.
 
     Raises:
-        InvalidRequestError: not JSON, not an object, or a field of the wrong shape; the
-            message and ``param`` name the first offending field.
+        InvalidRequestError: not JSON, or JSON but not an object.
     """
     try:
         data = json.loads(body)
@@ -176,6 +175,17 @@ def structure_request(body: bytes | str) -> ChatCompletionRequest:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("Request body must be a JSON object")
+    return data
+
+
+def structure_request(body: bytes | str) -> ChatCompletionRequest:
+    """Parse and validate a Chat Completions request body.
+
+    Raises:
+        InvalidRequestError: not JSON, not an object, or a field of the wrong shape; the
+            message and ``param`` name the first offending field.
+    """
+    data = load_object(body)
     try:
         return _CONVERTER.structure(data, ChatCompletionRequest)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:

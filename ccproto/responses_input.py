@@ -10,12 +10,12 @@ is the one Chat Completions uses. Unknown fields are ignored, as for chat.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from .converter import load_object
 from .errors import InvalidRequestError
 from .openai_types import (
     ChatCompletionRequest,
@@ -159,14 +159,9 @@ def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> Respon
             item or content part the gateway cannot serve; ``param`` names it
             (``input[1].content[0].type``).
     """
-    if isinstance(body, bytes | str):
-        try:
-            body = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, Mapping):
+    data = load_object(body) if isinstance(body, bytes | str) else body
+    if not isinstance(data, Mapping):
         raise InvalidRequestError("Request body must be a JSON object")
-    data = body
     if "input" not in data or data["input"] is None:
         raise InvalidRequestError("'input' is required", param="input")
     tools = _optional(data, "tools", list, "a list") or []
