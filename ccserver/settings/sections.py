@@ -6,10 +6,12 @@ table find it through `SECTIONS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
+
+from .fields import ENV_NAMES, NON_EMPTY, NON_NEGATIVE, PORT, POSITIVE, check, setting
 
 __all__ = [
     "SECTIONS",
@@ -27,158 +29,135 @@ __all__ = [
     "WebSocketSettings",
 ]
 
-_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
-
-
-def _check(ok: Callable[[Any], bool], reason: str) -> _Validator:
-    def validate(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not ok(value):
-            raise ValueError(f"{attribute.name}: {reason}, got {value!r}")
-
-    return validate
-
-
-_POSITIVE = _check(lambda v: v > 0, "must be > 0")  # `not v > 0` also rejects NaN
-_NON_NEGATIVE = _check(lambda v: v >= 0, "must be >= 0")
-_PORT = _check(lambda v: 0 <= v <= 65535, "must be in 0..65535")
-_NON_EMPTY = _check(lambda v: bool(v.strip()), "must not be empty")
-_ENV_NAMES = _check(lambda m: all(k and "=" not in k for k in m), "keys must be variable names")
-
-
-def _setting(default: Any, meaning: str, *checks: _Validator, **kw: Any) -> Any:
-    # The meaning lives on the field so the README's table is generated from the code.
-    return attrs.field(default=default, validator=list(checks), metadata={"meaning": meaning}, **kw)
-
-
 @attrs.frozen(kw_only=True)
 class ServerSettings:
-    host: str = _setting("127.0.0.1", "address to listen on", _NON_EMPTY)
-    port: int = _setting(8080, "TCP port; 0 picks a free one", _PORT)
-    data_dir: str = _setting("", '"" = $XDG_DATA_HOME/ccserver or ~/.local/share/ccserver')
-    max_body_bytes: int = _setting(10485760, "request body limit; larger gets 413", _POSITIVE)
-    graceful_timeout_seconds: float = _setting(30.0, "drain this long on SIGINT/SIGTERM", _POSITIVE)
-    sse_keepalive_seconds: float = _setting(15.0, "SSE keep-alive after this silence", _POSITIVE)
-    log_level: Literal["debug", "info", "warning", "error"] = _setting(
+    host: str = setting("127.0.0.1", "address to listen on", NON_EMPTY)
+    port: int = setting(8080, "TCP port; 0 picks a free one", PORT)
+    data_dir: str = setting("", '"" = $XDG_DATA_HOME/ccserver or ~/.local/share/ccserver')
+    max_body_bytes: int = setting(10485760, "request body limit; larger gets 413", POSITIVE)
+    graceful_timeout_seconds: float = setting(30.0, "drain this long on SIGINT/SIGTERM", POSITIVE)
+    sse_keepalive_seconds: float = setting(15.0, "SSE keep-alive after this silence", POSITIVE)
+    log_level: Literal["debug", "info", "warning", "error"] = setting(
         "info", "debug, info, warning or error"
     )
-    models: tuple[str, ...] = _setting((), "extra full model ids listed by /v1/models")
+    models: tuple[str, ...] = setting((), "extra full model ids listed by /v1/models")
 
 
 @attrs.frozen(kw_only=True)
 class ClaudeSettings:
-    command: str = _setting("", 'path to the CLI; "" = project node_modules/.bin, then PATH')
-    workspace: str = _setting("", 'the CLI\'s working directory; "" = <data_dir>/workspace')
-    default_model: str = _setting("sonnet", 'for a request model "" or "default"', _NON_EMPTY)
-    system_prompt_mode: Literal["append", "replace"] = _setting(
+    command: str = setting("", 'path to the CLI; "" = project node_modules/.bin, then PATH')
+    workspace: str = setting("", 'the CLI\'s working directory; "" = <data_dir>/workspace')
+    default_model: str = setting("sonnet", 'for a request model "" or "default"', NON_EMPTY)
+    system_prompt_mode: Literal["append", "replace"] = setting(
         "append", "append: --append-system-prompt; replace: --system-prompt"
     )
-    tools: str = _setting("default", '"default" = the CLI\'s own set, "" = none, or "Bash,Read"')
-    allowed_tools: tuple[str, ...] = _setting((), "tools allowed without asking (--allowedTools)")
-    disallowed_tools: tuple[str, ...] = _setting((), "tools or rules denied (--disallowedTools)")
-    permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk", "auto"] = _setting(
+    tools: str = setting("default", '"default" = the CLI\'s own set, "" = none, or "Bash,Read"')
+    allowed_tools: tuple[str, ...] = setting((), "tools allowed without asking (--allowedTools)")
+    disallowed_tools: tuple[str, ...] = setting((), "tools or rules denied (--disallowedTools)")
+    permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk", "auto"] = setting(
         "default", "default, acceptEdits, plan, dontAsk or auto; never bypassPermissions"
     )
-    max_turns: int = _setting(0, "0 = no limit, else --max-turns", _NON_NEGATIVE)
-    max_retries: int = _setting(2, "CLAUDE_CODE_MAX_RETRIES for the CLI", _NON_NEGATIVE)
-    max_concurrent_sessions: int = _setting(10, "live CLI processes", _POSITIVE)
-    max_queued_requests: int = _setting(32, "waiting for a slot beyond this: 429", _POSITIVE)
-    queue_timeout_seconds: float = _setting(30.0, "waited this long for a slot: 429", _POSITIVE)
-    first_output_timeout_seconds: float = _setting(120.0, "until the CLI's first line", _POSITIVE)
-    idle_timeout_seconds: float = _setting(300.0, "longest silence from the CLI", _POSITIVE)
-    timeout_seconds: float = _setting(900.0, "total time per request", _POSITIVE)
-    kill_grace_seconds: float = _setting(2.0, "from SIGTERM to SIGKILL", _POSITIVE)
-    max_line_bytes: int = _setting(33554432, "largest stdout line from the CLI", _POSITIVE)
-    stderr_tail_bytes: int = _setting(8192, "CLI stderr kept for error messages", _POSITIVE)
+    max_turns: int = setting(0, "0 = no limit, else --max-turns", NON_NEGATIVE)
+    max_retries: int = setting(2, "CLAUDE_CODE_MAX_RETRIES for the CLI", NON_NEGATIVE)
+    max_concurrent_sessions: int = setting(10, "live CLI processes", POSITIVE)
+    max_queued_requests: int = setting(32, "waiting for a slot beyond this: 429", POSITIVE)
+    queue_timeout_seconds: float = setting(30.0, "waited this long for a slot: 429", POSITIVE)
+    first_output_timeout_seconds: float = setting(120.0, "until the CLI's first line", POSITIVE)
+    idle_timeout_seconds: float = setting(300.0, "longest silence from the CLI", POSITIVE)
+    timeout_seconds: float = setting(900.0, "total time per request", POSITIVE)
+    kill_grace_seconds: float = setting(2.0, "from SIGTERM to SIGKILL", POSITIVE)
+    max_line_bytes: int = setting(33554432, "largest stdout line from the CLI", POSITIVE)
+    stderr_tail_bytes: int = setting(8192, "CLI stderr kept for error messages", POSITIVE)
     # A dict is unhashable, so it stays out of the generated __hash__ (equality still uses it).
-    extra_env: Mapping[str, str] = _setting(
-        attrs.Factory(dict), "table added to the CLI's environment", _ENV_NAMES, hash=False
+    extra_env: Mapping[str, str] = setting(
+        attrs.Factory(dict), "table added to the CLI's environment", ENV_NAMES, hash=False
     )
-    fallback_model: str = _setting("", '"" = none, else --fallback-model (after repeated 529s)')
-    model_map: Mapping[str, str] = _setting(
+    fallback_model: str = setting("", '"" = none, else --fallback-model (after repeated 529s)')
+    model_map: Mapping[str, str] = setting(
         attrs.Factory(dict), "request model name -> CLI model, e.g. {gpt-4o = \"sonnet\"}",
         hash=False,
     )
-    include_reasoning: bool = _setting(
+    include_reasoning: bool = setting(
         False, "stream thinking as delta.reasoning_content (message.reasoning_content)"
     )
-    start_retries: int = _setting(
+    start_retries: int = setting(
         2, "runs started again when the CLI fails before any output (start failure, crash)",
-        _NON_NEGATIVE,
+        NON_NEGATIVE,
     )
-    retry_backoff_seconds: float = _setting(
-        0.5, "wait before the first such retry; doubles for each next one", _NON_NEGATIVE
+    retry_backoff_seconds: float = setting(
+        0.5, "wait before the first such retry; doubles for each next one", NON_NEGATIVE
     )
 
 
 @attrs.frozen(kw_only=True)
 class ConversationSettings:
-    max_history_messages: int = _setting(
-        500, "messages one conversation may hold; a longer history gets 400", _POSITIVE
+    max_history_messages: int = setting(
+        500, "messages one conversation may hold; a longer history gets 400", POSITIVE
     )
-    session_timeout_minutes: float = _setting(
-        1440.0, "idle conversations are deleted after this", _POSITIVE
+    session_timeout_minutes: float = setting(
+        1440.0, "idle conversations are deleted after this", POSITIVE
     )
-    busy_wait_seconds: float = _setting(
+    busy_wait_seconds: float = setting(
         30.0, "a turn waits this long for the conversation's running turn, then 409",
-        _NON_NEGATIVE,
+        NON_NEGATIVE,
     )
-    isolate_workspaces: bool = _setting(
+    isolate_workspaces: bool = setting(
         True, "each conversation works in its own subdirectory of the workspace"
     )
-    store_path: str = _setting("", '"" = <data_dir>/conversations.sqlite3')
+    store_path: str = setting("", '"" = <data_dir>/conversations.sqlite3')
 
 
 @attrs.frozen(kw_only=True)
 class PoolSettings:
-    size: int = _setting(2, "warm CLI processes kept ready for new conversations", _NON_NEGATIVE)
-    idle_seconds: float = _setting(
+    size: int = setting(2, "warm CLI processes kept ready for new conversations", NON_NEGATIVE)
+    idle_seconds: float = setting(
         300.0, "a conversation's CLI stays alive this long after a turn; 0 = exit at once",
-        _NON_NEGATIVE,
+        NON_NEGATIVE,
     )
 
 
 @attrs.frozen(kw_only=True)
 class ImagesSettings:
-    max_bytes: int = _setting(5242880, "largest image (decoded); larger gets 400", _POSITIVE)
-    max_per_request: int = _setting(20, "images in one request; more gets 400", _NON_NEGATIVE)
-    fetch_urls: bool = _setting(True, "fetch http(s) image URLs; false = such URLs get 400")
-    fetch_timeout_seconds: float = _setting(
-        10.0, "to fetch one image URL, redirects included", _POSITIVE
+    max_bytes: int = setting(5242880, "largest image (decoded); larger gets 400", POSITIVE)
+    max_per_request: int = setting(20, "images in one request; more gets 400", NON_NEGATIVE)
+    fetch_urls: bool = setting(True, "fetch http(s) image URLs; false = such URLs get 400")
+    fetch_timeout_seconds: float = setting(
+        10.0, "to fetch one image URL, redirects included", POSITIVE
     )
-    max_redirects: int = _setting(3, "redirects followed per image URL", _NON_NEGATIVE)
-    allow_private_addresses: bool = _setting(
+    max_redirects: int = setting(3, "redirects followed per image URL", NON_NEGATIVE)
+    allow_private_addresses: bool = setting(
         False, "let image URLs reach loopback, private, link-local and metadata addresses"
     )
 
 
 @attrs.frozen(kw_only=True)
 class FileAccessSettings:
-    additional_dirs: tuple[str, ...] = _setting(
+    additional_dirs: tuple[str, ...] = setting(
         (), "--add-dir for each; local image paths must lie inside one"
     )
-    skip_permissions: bool = _setting(
+    skip_permissions: bool = setting(
         False, "--dangerously-skip-permissions (and IS_SANDBOX=1) instead of permission_mode"
     )
-    workspace_context: bool = _setting(
+    workspace_context: bool = setting(
         False, "load CLAUDE.md and .claude/ settings from the workspace; false = user settings only"
     )
 
 
 @attrs.frozen(kw_only=True)
 class McpSettings:
-    enabled: bool = _setting(False, "start the MCP servers in mcp.config_file")
-    config_file: str = _setting("", '{"mcpServers": {...}} JSON, checked at start-up')
-    strict: bool = _setting(
+    enabled: bool = setting(False, "start the MCP servers in mcp.config_file")
+    config_file: str = setting("", '{"mcpServers": {...}} JSON, checked at start-up')
+    strict: bool = setting(
         True, "false also adds the CLI user config's servers; never a workspace .mcp.json"
     )
-    allow_tools: bool = _setting(
+    allow_tools: bool = setting(
         True, "the configured servers' tools run without asking (--allowedTools mcp__SERVER)"
     )
-    debug: bool = _setting(False, "--debug=mcp; the CLI logs to its config dir's debug/")
+    debug: bool = setting(False, "--debug=mcp; the CLI logs to its config dir's debug/")
 
 
 # An origin as browsers send it: scheme://host[:port], no path, no trailing slash.
-_ORIGINS = _check(
+_ORIGINS = check(
     lambda t: all(o == "*" or ("://" in o and "/" not in o.partition("://")[2]) for o in t),
     'each must be "*" or scheme://host[:port] with no path or trailing slash',
 )
@@ -187,50 +166,50 @@ _ORIGINS = _check(
 @attrs.frozen(kw_only=True)
 class AuthSettings:
     # repr=False: a Settings repr in a log or traceback must never show a key.
-    api_keys: tuple[str, ...] = _setting(
+    api_keys: tuple[str, ...] = setting(
         (), "keys clients send as Bearer or x-api-key; none (and no keys_file) = no check",
         repr=False,
     )
-    keys_file: str = _setting("", "file with more keys, one per line (# comments), read at start")
-    allow_unauthenticated: bool = _setting(
+    keys_file: str = setting("", "file with more keys, one per line (# comments), read at start")
+    allow_unauthenticated: bool = setting(
         False, "serve a non-loopback server.host without any keys (refused otherwise)"
     )
 
 
 @attrs.frozen(kw_only=True)
 class CorsSettings:
-    allowed_origins: tuple[str, ...] = _setting(
+    allowed_origins: tuple[str, ...] = setting(
         (), 'browser origins allowed, e.g. ["http://localhost:3000"]; "*" = any; [] = none',
         _ORIGINS,
     )
-    allowed_headers: tuple[str, ...] = _setting(
+    allowed_headers: tuple[str, ...] = setting(
         ("*",), 'request headers a preflight may allow; "*" = whatever the browser asks for'
     )
-    max_age_seconds: int = _setting(600, "how long browsers may cache a preflight", _NON_NEGATIVE)
+    max_age_seconds: int = setting(600, "how long browsers may cache a preflight", NON_NEGATIVE)
 
 
 @attrs.frozen(kw_only=True)
 class CacheSettings:
-    enabled: bool = _setting(False, "cache non-streaming, tool-free, stateless completions")
-    max_entries: int = _setting(1000, "least recently used entries go beyond this", _POSITIVE)
-    ttl_seconds: float = _setting(3600.0, "an entry is dropped this long after it was stored",
-                                  _POSITIVE)
+    enabled: bool = setting(False, "cache non-streaming, tool-free, stateless completions")
+    max_entries: int = setting(1000, "least recently used entries go beyond this", POSITIVE)
+    ttl_seconds: float = setting(3600.0, "an entry is dropped this long after it was stored",
+                                  POSITIVE)
 
 
 @attrs.frozen(kw_only=True)
 class WebSocketSettings:
-    max_frame_bytes: int = _setting(
-        10485760, "largest client frame; a larger one gets an error frame", _POSITIVE
+    max_frame_bytes: int = setting(
+        10485760, "largest client frame; a larger one gets an error frame", POSITIVE
     )
-    max_concurrent_per_socket: int = _setting(
-        4, "requests one /v1/ws socket may run at once; more get an error frame", _POSITIVE
+    max_concurrent_per_socket: int = setting(
+        4, "requests one /v1/ws socket may run at once; more get an error frame", POSITIVE
     )
-    send_queue: int = _setting(
+    send_queue: int = setting(
         256, "frames queued for a client; beyond it the client counts as not reading",
-        _POSITIVE,
+        POSITIVE,
     )
-    send_timeout_seconds: float = _setting(
-        10.0, "a full send queue waits this long, then the socket is closed (1008)", _POSITIVE
+    send_timeout_seconds: float = setting(
+        10.0, "a full send queue waits this long, then the socket is closed (1008)", POSITIVE
     )
 
 
