@@ -26,8 +26,8 @@ from .pool import Pool
 from .retry import RetryPolicy
 from .sessions import SessionFiles
 from .settings import Settings
+from .sqlite_store import SQLiteStore
 from .stats import gateway_stats
-from .store import SQLiteStore
 from .turns import RunLimits
 
 __all__ = ["Gateway"]

@@ -16,7 +16,8 @@ from ccserver.conversations import Conversations
 from ccserver.errors import ConversationBusy, ConversationNotFound
 from ccserver.sessions import SessionFiles
 from ccserver.settings.sections import ConversationSettings
-from ccserver.store import SCHEMA_VERSION, Conversation, SQLiteStore, StoredMessage
+from ccserver.sqlite_store import SCHEMA_VERSION, SQLiteStore
+from ccserver.store import Conversation, StoredMessage
 
 
 class Clock:
