@@ -36,7 +36,6 @@ from .conversations import Identity, Ticket
 from .errors import CLIUnavailable
 from .images import resolve_images
 from .runner import ProcessStartError
-from .store import Conversation
 from .turns import drive_turn, failure_event
 from .worker import Fresh, Worker, shape_of
 
@@ -157,53 +156,48 @@ async def _drive(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ti
                  events: trio.MemorySendChannel[TurnEvent], used: list[Worker]) -> None:
     """Run the turn, starting it again while a new process can fix a failure (issue 7)."""
     conversation = ticket.conversation
-    promise = [worker is None]  # make_room made room for one new process, not yet started
+    promised = worker is None  # make_room made room for one new process, not yet started
     try:
-        await _attempts(gw, worker, inv, ticket, events, used, conversation, promise)
-    finally:
-        if promise[0]:
-            gw.pool.forget_promise()  # it never got as far as starting its process
-
-
-async def _attempts(gw: Gateway, worker: Worker | None, inv: Invocation, ticket: Ticket,
-                    events: trio.MemorySendChannel[TurnEvent], used: list[Worker],
-                    conversation: Conversation, promise: list[bool]) -> None:
-    async with events:
-        attempt = 1
-        while True:
-            sink = _Sink(events)
-            error: BaseException
-            try:
-                if worker is None:
-                    worker = await gw.pool.start(inv, conversation.id,
-                                                 ticket.session.session_id,
-                                                 promised=promise[0])
-                    promise[0] = False
-                    used.append(worker)
-                assert worker.proc is not None
+        async with events:
+            attempt = 1
+            while True:
+                sink = _Sink(events)
+                error: BaseException
                 try:
-                    await worker.proc.send(inv.stdin)
-                except trio.BrokenResourceError:
-                    pass  # it exited: reading its stdout reports how
-                failure = await drive_turn(worker.proc, worker.stream, gw.limits, sink)
-                if failure is None:
+                    if worker is None:
+                        worker = await gw.pool.start(inv, conversation.id,
+                                                     ticket.session.session_id,
+                                                     promised=promised)
+                        promised = False
+                        used.append(worker)
+                    assert worker.proc is not None
+                    try:
+                        await worker.proc.send(inv.stdin)
+                    except trio.BrokenResourceError:
+                        pass  # it exited: reading its stdout reports how
+                    failure = await drive_turn(worker.proc, worker.stream, gw.limits, sink)
+                    if failure is None:
+                        return
+                    error = failure.error
+                except (ProcessStartError, CLIError) as exc:
+                    failure, error = failure_event(exc), exc
+                if not gw.retry.should_retry(error, attempt, sink.sent):
+                    await events.send(failure)
                     return
-                error = failure.error
-            except (ProcessStartError, CLIError) as exc:
-                failure, error = failure_event(exc), exc
-            if not gw.retry.should_retry(error, attempt, sink.sent):
-                await events.send(failure)
-                return
-            log.info("retrying a Claude Code turn that failed before any output: %s", error)
-            if worker is not None:
-                # A fresh process resumes the session as the ticket planned it.
-                await gw.pool.release(worker, good=False)
-                used.remove(worker)
-                worker = None
-            await gw.conversations.files.roll_back(conversation.cwd, conversation.session_id,
-                                                   conversation.turns)
-            await trio.sleep(gw.retry.backoff(attempt))
-            attempt += 1
+                log.info("retrying a Claude Code turn that failed before any output: %s",
+                         error)
+                if worker is not None:
+                    # A fresh process resumes the session as the ticket planned it.
+                    await gw.pool.release(worker, good=False)
+                    used.remove(worker)
+                    worker = None
+                await gw.conversations.files.roll_back(
+                    conversation.cwd, conversation.session_id, conversation.turns)
+                await trio.sleep(gw.retry.backoff(attempt))
+                attempt += 1
+    finally:
+        if promised:
+            gw.pool.forget_promise()  # it never got as far as starting its process
 
 
 class _Sink:
