@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import trio
 
-from ccserver.auth import bind_problem, configured, is_loopback
-from ccserver.serve import serve
-from ccserver.settings import Settings, SettingsError, load_settings
+from .edge.auth import bind_problem, configured, is_loopback
+from .serve import serve
+from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["main", "parse_args"]
 

@@ -16,26 +16,26 @@ import trio
 
 from ccproto import ProtocolError
 
-from .accesslog import SCOPE_KEY, access_line
-from .asgi import ClientGone, Receive, Scope, Send, header, send_json
-from .auth import Auth, browser_problem
-from .auth import configured as auth_configured
-from .chat import chat_completions
-from .conversation_api import (
+from .edge.accesslog import SCOPE_KEY, access_line
+from .edge.asgi import ClientGone, Receive, Scope, Send, header, send_json
+from .edge.auth import Auth, browser_problem
+from .edge.auth import configured as auth_configured
+from .edge.cors import Cors
+from .errors import error_payload
+from .gateway import Gateway
+from .http.chat import chat_completions
+from .http.conversations import (
     create_conversation,
     delete_conversation,
     get_conversation,
     list_conversations,
 )
-from .cors import Cors
-from .errors import error_payload
-from .gateway import Gateway
-from .info_api import get_model, list_models, serve_health
-from .openapi import openapi_document, package_version
-from .responses import create_response, get_response
+from .http.models import get_model, list_models
+from .http.openapi import openapi_document, package_version
+from .http.ops import serve_health, serve_metrics, serve_stats
+from .http.responses import create_response, get_response
 from .settings import Settings
-from .stats import serve_metrics, serve_stats
-from .ws import serve_websocket
+from .ws.route import serve_websocket
 
 __all__ = ["App", "make_app"]
 

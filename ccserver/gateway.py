@@ -1,8 +1,9 @@
-"""Gateway: the state one server process shares across requests.
+"""Gateway: the composition root, where every service of one server process is built.
 
 Built once from the settings; the CLI is found and probed during ASGI lifespan start-up.
 A missing CLI does not stop the server: /health reports it and chat requests get a 503
-that says how to install it.
+that says how to install it. This is the only module that names every concrete service;
+the turn core gets the few it needs as one `TurnServices`, the routes get the gateway.
 """
 
 from __future__ import annotations
@@ -16,25 +17,26 @@ import trio
 
 from ccproto import ImageLimits, PlanOptions, structure_request
 
-from .admission import Admission
-from .cache import ResponseCache
-from .completion import planner
-from .conversations import Conversations
-from .discovery import CLIInfo, find_cli, probe_cli
-from .options import claude_options
-from .pool import Pool
-from .retry import RetryPolicy
-from .sessions import SessionFiles
+from .conversations.expiry import Janitor
+from .conversations.registry import Conversations
+from .conversations.sessions import SessionFiles
+from .conversations.sqlite import SQLiteStore
+from .core.cache import ResponseCache
+from .core.context import TurnServices
+from .core.retry import RetryPolicy
+from .core.run import planner
+from .edge.metrics import Stats
+from .errors import CLIUnavailable
+from .pool.admission import Admission
+from .pool.pool import POOL_COUNTERS, Pool
+from .proc.discovery import CLIInfo, find_cli, probe_cli
+from .proc.reading import RunLimits
 from .settings import Settings
-from .sqlite_store import SQLiteStore
-from .stats import gateway_stats
-from .turns import RunLimits
+from .settings.startup import claude_options
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("ccserver")
-
-
 
 
 class Gateway:
@@ -74,10 +76,12 @@ class Gateway:
             max_processes=c.max_concurrent_sessions,
             limits=self.limits,
         )
-        self.conversations.on_remove = self.pool.forget
+        self.janitor = Janitor(self.conversations, on_remove=self.pool.forget)
         self.cache = ResponseCache(settings.cache)
         self.retry = RetryPolicy.from_settings(c)
-        self.stats = gateway_stats(self)  # reads admission and cache; more sources may be added
+        self.stats = self._stats()
+        #: What a turn needs; None until a CLI was found.
+        self.services: TurnServices | None = None
 
     async def start(self) -> None:
         """Open the store, find and probe the CLI, and make sure the workspace exists."""
@@ -113,6 +117,10 @@ class Gateway:
             images=ImageLimits(max_bytes=self.settings.images.max_bytes,
                                max_count=self.settings.images.max_per_request),
         )
+        self.services = TurnServices(
+            settings=self.settings, environ=self.environ, options=self.options,
+            limits=self.limits, retry=self.retry, pool=self.pool, admission=self.admission,
+            conversations=self.conversations)
         self.cli_info = await probe_cli(self.cli_path, self.environ)
         version = self.cli_info.version or "version unknown"
         log.info("Claude Code CLI %s (%s)", self.cli_path, version)
@@ -121,14 +129,33 @@ class Gateway:
         """For the server's lifetime: the CLI processes, and expired conversations swept."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.pool.run)
-            if self.options is not None and self.settings.pool.size:
+            if self.services is not None and self.settings.pool.size:
                 # Warm processes for the plainest request: default model, no system prompt.
                 plain = structure_request(b'{"messages": [{"role": "user", "content": "-"}]}')
-                self.pool.want(*planner(self, plain, self.options))
+                self.pool.want(*planner(self.services, plain, self.services.options))
             task_status.started()
-            await self.conversations.sweep_forever()
+            await self.janitor.sweep_forever()
 
+    def turn_services(self) -> TurnServices:
+        """What a turn needs.
 
+        Raises:
+            CLIUnavailable: no CLI was found at start-up, so no turn can run.
+        """
+        if self.services is None:
+            raise CLIUnavailable(self.cli_missing_message())
+        return self.services
+
+    def _stats(self) -> Stats:
+        """The gateway's `Stats`, reading live CLI processes, cache, pool, conversations."""
+        stats = Stats()
+        stats.add_source("processes", lambda: {"live": self.admission.live,
+                                               "queued": self.admission.queued})
+        stats.add_source("cache", self.cache.counters, counters=("hits", "misses", "stores"))
+        stats.add_source("pool", self.pool.stats, counters=POOL_COUNTERS)
+        stats.add_source("conversations", lambda: dict(self.conversations.counters),
+                         counters=tuple(self.conversations.counters))
+        return stats
 
     async def stop(self) -> None:
         await self.store.close()

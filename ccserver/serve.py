@@ -12,7 +12,8 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config
 
-from ccserver.settings import Settings
+from .app import make_app
+from .settings import Settings
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -68,8 +69,6 @@ async def serve(
         task_status: ``started`` with the TCP port actually bound (useful with port 0).
     """
     if app is None:
-        from ccserver.app import make_app  # lazily: it pulls in the whole request stack
-
         app = make_app(settings)
     config = hypercorn_config(settings)
     draining = trio.Event()

@@ -11,7 +11,7 @@ import pytest
 
 from ccproto import ProtocolError
 from ccserver.app import App
-from ccserver.auth import Auth, bind_problem, is_loopback, load_keys, presented_key
+from ccserver.edge.auth import Auth, bind_problem, is_loopback, load_keys, presented_key
 from ccserver.settings import ServerSettings, Settings, SettingsError
 from ccserver.settings.sections import AuthSettings
 from tests.support.asgi_client import request

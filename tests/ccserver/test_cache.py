@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import pytest
 
-from ccserver.cache import (
+from ccserver.core.cache import (
     ResponseCache,
     canonical_request,
     is_cacheable_request,

@@ -12,12 +12,13 @@ import pytest
 import trio
 
 from ccproto import InvalidRequestError, structure_request
-from ccserver.conversations import Conversations
+from ccserver.conversations.expiry import Janitor
+from ccserver.conversations.registry import Conversations
+from ccserver.conversations.sessions import SessionFiles
+from ccserver.conversations.sqlite import SCHEMA_VERSION, SQLiteStore
+from ccserver.conversations.store import Conversation, StoredMessage
 from ccserver.errors import ConversationBusy, ConversationNotFound
-from ccserver.sessions import SessionFiles
 from ccserver.settings.sections import ConversationSettings
-from ccserver.sqlite_store import SCHEMA_VERSION, SQLiteStore
-from ccserver.store import Conversation, StoredMessage
 
 
 class Clock:
@@ -36,6 +37,13 @@ async def make(tmp_path: Path, **settings: Any) -> tuple[Conversations, SQLiteSt
         ConversationSettings(**settings), workspace=tmp_path / "ws",
         cli_version=lambda: "2.1.197", clock=clock)
     return conversations, store, clock
+
+
+def janitor(convs: Conversations) -> Janitor:
+    async def nothing_to_stop(conversation_id: str) -> None:
+        pass
+
+    return Janitor(convs, on_remove=nothing_to_stop)
 
 
 def request(*messages: dict[str, Any], conversation_id: str | None = None) -> Any:
@@ -176,7 +184,7 @@ async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
         nursery.start_soon(too_long)
         await trio.sleep(0.05)
         with pytest.raises(ConversationBusy):
-            await convs.delete(conversation.id)
+            await janitor(convs).delete(conversation.id)
 
 
 async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> None:
@@ -188,11 +196,11 @@ async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> Non
     path = convs.files.transcript(c.cwd, c.session_id)
     assert path.exists() and Path(c.cwd).is_dir()
     clock.now += 30
-    assert await convs.sweep_expired() == 0
+    assert await janitor(convs).sweep_expired() == 0
     clock.now += 31
     with pytest.raises(ConversationNotFound):  # expired counts as gone before the sweep
         await convs.get(c.id)
-    assert await convs.sweep_expired() == 1
+    assert await janitor(convs).sweep_expired() == 1
     assert await store.get(c.id) is None and not path.exists() and not Path(c.cwd).exists()
 
 
@@ -212,6 +220,6 @@ async def test_a_refused_turn_leaves_the_conversation_unlocked(tmp_path: Path) -
     with pytest.raises(InvalidRequestError):  # a third message is over the limit
         async with convs.turn(request(user("c")), conversation_id=cid, model="m"):
             pass
-    await convs.delete(cid)  # not 409: the refused turn released its lock
+    await janitor(convs).delete(cid)  # not 409: the refused turn released its lock
     with pytest.raises(ConversationNotFound):
         await convs.get(cid)

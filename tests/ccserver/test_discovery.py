@@ -1,4 +1,4 @@
-"""ccserver.discovery: where the CLI is looked for, and probing stand-ins and the real CLI."""
+"""ccserver.proc.discovery: where the CLI is looked for, and probing stand-ins and the real CLI."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import attrs
 import pytest
 import trio
 
-from ccserver import discovery
-from ccserver.discovery import CLIInfo, find_cli, locate_cli, probe_cli
+from ccserver.proc import discovery
+from ccserver.proc.discovery import CLIInfo, find_cli, locate_cli, probe_cli
 from ccserver.settings import ClaudeSettings, Settings
 
 REAL_CLI = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "claude"

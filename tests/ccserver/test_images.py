@@ -23,9 +23,9 @@ import pytest
 import trio
 
 from ccproto import ChatCompletionRequest, InvalidRequestError, structure_request
-from ccserver import fetch
-from ccserver.fetch import is_public_address
-from ccserver.images import resolve_images
+from ccserver.core import fetch
+from ccserver.core.fetch import is_public_address
+from ccserver.core.images import resolve_images
 from ccserver.settings import Settings
 from ccserver.settings.sections import FileAccessSettings, ImagesSettings
 from tests.support.images import PNG, as_data_url

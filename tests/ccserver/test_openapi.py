@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ccserver.app import ROUTES, App
-from ccserver.openapi import OPERATIONS, document_path, openapi_document, undocumented
+from ccserver.http.openapi import OPERATIONS, document_path, openapi_document, undocumented
 from ccserver.settings import Settings
 from ccserver.settings.sections import AuthSettings
 from tests.support.asgi_client import request

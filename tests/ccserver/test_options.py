@@ -1,4 +1,4 @@
-"""Start-up checks of the file-access and MCP settings (ccserver.options, ccserver.mcp)."""
+"""Start-up checks of the file-access and MCP settings (ccserver.settings.startup, ccserver.settings.mcp)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from ccserver.mcp import McpConfigError, load_mcp
-from ccserver.options import FileAccessError, claude_options
 from ccserver.settings import ClaudeSettings, Settings
+from ccserver.settings.mcp import McpConfigError, load_mcp
 from ccserver.settings.sections import FileAccessSettings, McpSettings
+from ccserver.settings.startup import FileAccessError, claude_options
 
 SERVER = {"command": sys.executable, "args": ["mcp_server.py"]}
 

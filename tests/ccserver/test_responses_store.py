@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ccserver.sqlite_store import SCHEMA_VERSION, SQLiteStore
+from ccserver.conversations.sqlite import SCHEMA_VERSION, SQLiteStore
 
 
 async def test_responses_round_trip_and_survive_reopening(tmp_path: Path) -> None:

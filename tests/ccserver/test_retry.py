@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from ccproto import CLIError, InvalidRequestError
-from ccserver.retry import MAX_BACKOFF_SECONDS, RetryPolicy, is_transient
-from ccserver.runner import ProcessStartError
+from ccserver.core.retry import MAX_BACKOFF_SECONDS, RetryPolicy, is_transient
+from ccserver.proc.spawn import ProcessStartError
 from ccserver.settings.sections import ClaudeSettings
 
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccserver.accesslog import access_line
 from ccserver.app import ROUTES, App
-from ccserver.asgi import Receive, Scope, Send, send_json
+from ccserver.edge.accesslog import access_line
+from ccserver.edge.asgi import Receive, Scope, Send, send_json
+from ccserver.edge.metrics import Stats, percentile
 from ccserver.gateway import Gateway
 from ccserver.settings import Settings
-from ccserver.stats import Stats, percentile
 from tests.support.asgi_client import request
 
 

@@ -14,7 +14,7 @@ import trio
 from ccserver.app import App
 from ccserver.settings import Settings
 from ccserver.settings.sections import AuthSettings, WebSocketSettings
-from ccserver.ws import Socket
+from ccserver.ws.socket import Socket
 
 Message = MutableMapping[str, Any]
 

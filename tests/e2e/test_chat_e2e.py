@@ -19,10 +19,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, G
     tmp = tmp_path_factory.mktemp("e2e")
     with running_fakeapi(tmp) as fake:
         # No process outlives its turn here, so "no process left" means just that;
-        # test_pool_e2e covers the processes kept alive.
+        # test_pool_e2e covers the processes kept alive. No keep-alive fires: one that
+        # falls due before a cold CLI reports an upstream error would commit the 200.
         env = gateway_env(fake, tmp, claude__first_output_timeout_seconds="4",
                           claude__allowed_tools='["Bash(sleep *)"]',
-                          server__sse_keepalive_seconds="1", pool__size="0",
+                          server__sse_keepalive_seconds="600", pool__size="0",
                           pool__idle_seconds="0")
         with running_gateway(env) as gw:
             yield fake, gw

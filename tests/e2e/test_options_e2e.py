@@ -23,10 +23,10 @@ import pytest
 import trio
 
 from ccproto import ImageLimits, Invocation, PlanOptions, plan_invocation, structure_request
-from ccserver.images import resolve_images
-from ccserver.options import claude_options
+from ccserver.core.images import resolve_images
 from ccserver.settings import ClaudeSettings, Settings
 from ccserver.settings.sections import FileAccessSettings, ImagesSettings, McpSettings
+from ccserver.settings.startup import claude_options
 from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, cli_env, running_fakeapi
 from tests.support.gateway import running_gateway
 from tests.support.images import PNG, as_data_url, png

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +22,10 @@ from tests.support.openai_schema import validate
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
     tmp = tmp_path_factory.mktemp("responses")
     with running_fakeapi(tmp) as fake:
-        # No process outlives its turn, so "no process left" means just that.
-        env = gateway_env(fake, tmp, server__sse_keepalive_seconds="1", pool__size="0",
+        # No process outlives its turn, so "no process left" means just that. The
+        # keep-alive never fires here: a cold CLI on a slow machine takes longer than any
+        # short one, and an early keep-alive commits the 200 before an upstream error.
+        env = gateway_env(fake, tmp, server__sse_keepalive_seconds="600", pool__size="0",
                           pool__idle_seconds="0")
         with running_gateway(env) as gw:
             yield fake, gw
@@ -171,11 +174,16 @@ def test_failure_after_text_is_response_failed(sdk: openai.OpenAI) -> None:
     assert last.response.status == "failed" and last.response.error is not None  # type: ignore[union-attr]
 
 
-def test_silence_gets_keepalive_data_events(stack: tuple[FakeAPI, Gateway]) -> None:
-    _, gw = stack
+def test_silence_gets_keepalive_data_events(stack: tuple[FakeAPI, Gateway],
+                                           tmp_path: Path) -> None:
+    fake, _ = stack
+    # Its own gateway with a 1 s keep-alive; the upstream stays silent for 2.5 s after the
+    # CLI asked, so a keep-alive falls due however long the CLI took to start.
+    env = gateway_env(fake, tmp_path, server__sse_keepalive_seconds="1", pool__size="0",
+                      pool__idle_seconds="0")
     body = {"model": "sonnet", "stream": True,
             "input": say("slow", chunks=["late"], first_delay_ms=2500)}
-    with httpx.Client(base_url=gw.v1, timeout=60) as h:
+    with running_gateway(env) as gw, httpx.Client(base_url=gw.v1, timeout=60) as h:
         events = [data for _, data in sse_events(h.post("/responses", json=body))]
     kinds = [e["type"] for e in events]
     assert "keepalive" in kinds and kinds[-1] == "response.completed"

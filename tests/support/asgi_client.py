@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import trio
 
-from ccserver.asgi import ASGIApp
+from ccserver.edge.asgi import ASGIApp
 
 __all__ = ["Response", "request"]
 

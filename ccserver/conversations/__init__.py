@@ -1,0 +1,5 @@
+"""conversations."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

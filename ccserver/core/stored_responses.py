@@ -1,0 +1,71 @@
+"""Stored Responses: which conversation a response continues, and keeping a finished one.
+
+Every Responses surface (HTTP and the WebSocket mode) uses these: a response is stored
+with its conversation (unless ``store`` is false), GET returns it, and
+``previous_response_id`` continues that conversation's CLI session.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+
+import trio
+
+from ccproto import ProtocolError, ResponseBuilder, ResponsesRequest, dumps
+
+from ..conversations.registry import Conversations
+from ..conversations.store import ConversationStore
+from ..errors import ConversationNotFound
+from .run import Run
+
+__all__ = ["continued_conversation", "new_builder", "response_not_found", "save_response"]
+
+
+def response_not_found(message: str, param: str | None) -> ProtocolError:
+    return ProtocolError(message, status_hint=404, error_type="invalid_request_error",
+                         code="previous_response_not_found" if param else "response_not_found",
+                         param=param)
+
+
+async def continued_conversation(conversations: Conversations, request: ResponsesRequest,
+                                 local: Mapping[str, str] | None = None) -> str | None:
+    """The conversation ``request`` continues: its ``previous_response_id``'s, or its
+    ``conversation``; None starts (or matches) one. Checked before any CLI runs.
+
+    ``local`` maps ids of this WebSocket's ``store: false`` responses to conversations.
+    """
+    previous = request.previous_response_id
+    if previous is None:
+        return request.conversation
+    conversation_id = (local or {}).get(previous)
+    if conversation_id is None:
+        found = await conversations.store.get_response(previous)
+        if found is None:
+            raise response_not_found(f"No response found with id '{previous}'",
+                                     "previous_response_id")
+        conversation_id = found[0]
+    try:
+        await conversations.get(conversation_id)
+    except ConversationNotFound:
+        raise response_not_found(f"Response '{previous}' belongs to a conversation that has "
+                                 "expired or was deleted", "previous_response_id") from None
+    return conversation_id
+
+
+def new_builder(request: ResponsesRequest, run: Run, include_reasoning: bool) -> ResponseBuilder:
+    return ResponseBuilder(
+        response_id=f"resp_{uuid.uuid4().hex}", created_at=int(time.time()), model=run.model,
+        request=request, conversation_id=run.conversation_id,
+        include_reasoning=include_reasoning,
+    )
+
+
+async def save_response(store: ConversationStore, builder: ResponseBuilder, run: Run) -> None:
+    """Store a finished response, before its last event goes out: a client may continue
+    from it (previous_response_id) the moment it has it."""
+    if builder.request.store:
+        with trio.CancelScope(shield=True):  # the turn happened: keep its record
+            await store.put_response(builder.response_id, run.conversation_id,
+                                        builder.created_at, dumps(builder.response()).decode())

@@ -1,0 +1,65 @@
+"""Admission: at most N live CLI processes, a bounded queue, then 429 with Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ..errors import Busy
+
+__all__ = ["Admission"]
+
+
+class Admission:
+    """Hands out CLI slots.
+
+    Args:
+        max_live: CLI processes allowed at once (``claude.max_concurrent_sessions``).
+        max_queued: requests allowed to wait for a slot; one more is refused at once.
+        queue_timeout: how long a request may wait before it is refused.
+    """
+
+    def __init__(self, *, max_live: int, max_queued: int, queue_timeout: float) -> None:
+        self._limiter = trio.CapacityLimiter(max_live)
+        self.max_queued = max_queued
+        self.queue_timeout = queue_timeout
+
+    @property
+    def live(self) -> int:
+        return self._limiter.borrowed_tokens
+
+    @property
+    def queued(self) -> int:
+        return self._limiter.statistics().tasks_waiting
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one CLI slot for the duration of the block.
+
+        Raises:
+            Busy: the queue is full, or no slot freed up within ``queue_timeout``.
+        """
+        if self._limiter.available_tokens == 0 and self.queued >= self.max_queued:
+            raise Busy(
+                "The server is running as many Claude Code sessions as it allows and its "
+                "queue is full; retry shortly",
+                retry_after=max(1.0, self.queue_timeout / 4),
+            )
+        token = object()
+        acquired = False
+        # The deadline covers the wait for a slot only, never the run that follows.
+        with trio.move_on_after(self.queue_timeout):
+            await self._limiter.acquire_on_behalf_of(token)
+            acquired = True
+        if not acquired:
+            raise Busy(
+                f"No Claude Code session slot became free within {self.queue_timeout:g} s; "
+                "retry shortly",
+                retry_after=max(1.0, self.queue_timeout / 4),
+            )
+        try:
+            yield
+        finally:
+            self._limiter.release_on_behalf_of(token)

@@ -1,0 +1,107 @@
+"""Read one CLI turn and hand out its `TurnEvent`s: the bridge between runner and ccproto.
+
+`drive_turn` reads a (persistent) CLI's stdout until the turn's outcome. Text and the final
+`TurnFinished` go to the caller's channel as they come; a failure is returned instead, so
+the caller can still decide to start the turn again while nothing has reached the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import attrs
+import trio
+
+from ccproto import NEED_DATA, CLIError, CLIStream, Exit, Turn, TurnEvent, TurnFailed
+
+from .cli import CLIProcess
+from .spawn import ProcessStartError
+
+__all__ = ["EventSink", "RunLimits", "drive_turn", "failure_event"]
+
+log = logging.getLogger("ccserver.turns")
+
+
+@attrs.frozen(kw_only=True)
+class RunLimits:
+    first_output: float  # from start until the model produces anything
+    idle: float  # longest silence on stdout after that
+    total: float  # the whole turn
+    kill_grace: float
+    max_line_bytes: int
+    stderr_tail_bytes: int
+
+
+class EventSink(Protocol):
+    async def send(self, value: TurnEvent, /) -> None: ...
+
+
+def _timeout(what: str, seconds: float) -> TurnFailed:
+    return TurnFailed(
+        error=CLIError(
+            f"Claude Code {what} ({seconds:g} s)",
+            status_hint=504,
+            error_type="server_error",
+            code="timeout",
+            retryable=True,
+        )
+    )
+
+
+def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
+    """The turn outcome for a CLI that could not start or broke the protocol."""
+    if isinstance(exc, CLIError):
+        return TurnFailed(error=exc)
+    error = CLIError(
+        f"Claude Code could not be started: {exc}",
+        status_hint=503,
+        error_type="server_error",
+        code="cli_unavailable",
+    )
+    error.__cause__ = exc  # the retry policy judges the start failure's own cause
+    return TurnFailed(error=error)
+
+
+async def drive_turn(
+    proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink
+) -> TurnFailed | None:
+    """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished.
+
+    ``stream`` belongs to the process: a persistent CLI's next turn goes on reading it.
+
+    Raises:
+        CLIError: the CLI broke the stream-json protocol (say, a line over the limit).
+    """
+    turn = Turn()
+    start = trio.current_time()
+    # The total deadline bounds the whole turn.
+    with trio.move_on_at(start + limits.total):
+        while True:
+            event = stream.next_event()
+            if event is NEED_DATA:
+                if turn.has_output:
+                    deadline, what = trio.current_time() + limits.idle, "went silent"
+                else:
+                    deadline, what = start + limits.first_output, "produced no output"
+                data = None
+                # Per-read deadline: first output, then idle gap (cancel scope = one read).
+                with trio.move_on_at(deadline):
+                    data = await proc.receive_some()
+                if data is None:
+                    limit = limits.idle if turn.has_output else limits.first_output
+                    return _timeout(what, limit)
+                stream.receive_data(data)
+                if not data:
+                    stream.receive_exit(await proc.wait(), proc.stderr_tail())
+                continue
+            for turn_event in turn.feed(event):  # type: ignore[arg-type] # not NEED_DATA here
+                if type(turn_event) is TurnFailed:
+                    if type(event) is Exit:
+                        log.debug("CLI exited %s; stderr: %s", event.returncode,
+                                  event.stderr_tail)
+                    return turn_event
+                await events.send(turn_event)
+            if turn.outcome is not None:
+                return None
+    return _timeout("did not finish", limits.total)

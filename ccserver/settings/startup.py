@@ -1,0 +1,56 @@
+"""Start-up checks for the file-access and MCP settings, and what they give the plan.
+
+`claude_options` runs once in `Gateway.start`: a setting that cannot work stops start-up
+with a message naming it, instead of every request failing later inside the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from . import Settings
+from .mcp import McpSetup, load_mcp
+
+__all__ = ["ClaudeOptions", "FileAccessError", "access_dirs", "claude_options"]
+
+
+class FileAccessError(Exception):
+    """A file_access setting names something unusable."""
+
+
+@attrs.frozen(kw_only=True)
+class ClaudeOptions:
+    #: file_access.additional_dirs, resolved (absolute, symlinks followed).
+    add_dirs: tuple[str, ...]
+    mcp: McpSetup
+    #: --setting-sources: "user" keeps the workspace's CLAUDE.md and settings out.
+    setting_sources: str
+
+
+def access_dirs(settings: Settings) -> tuple[Path, ...]:
+    """file_access.additional_dirs resolved, so a symlinked dir is compared by its target."""
+    return tuple(
+        Path(os.path.expanduser(d)).resolve() for d in settings.file_access.additional_dirs
+    )
+
+
+def claude_options(settings: Settings, environ: Mapping[str, str]) -> ClaudeOptions:
+    """Check the settings; raises FileAccessError or McpConfigError with a clear message."""
+    dirs = access_dirs(settings)
+    for given, resolved in zip(settings.file_access.additional_dirs, dirs, strict=True):
+        if not resolved.is_dir():
+            raise FileAccessError(
+                f"file_access.additional_dirs: {given!r} is not a directory ({resolved})"
+            )
+    # The CLI runs with claude.extra_env on top of the server's environment.
+    cli_environ = {**environ, **settings.claude.extra_env}
+    return ClaudeOptions(
+        add_dirs=tuple(str(d) for d in dirs),
+        mcp=load_mcp(settings, cli_environ),
+        # "" leaves the CLI's default: user, project and local settings, CLAUDE.md included.
+        setting_sources="" if settings.file_access.workspace_context else "user",
+    )
