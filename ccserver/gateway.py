@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from ccproto import ImageLimits, PlanOptions, structure_request
+from ccproto import PlanOptions, structure_request
 
 from .conversations.expiry import Janitor
 from .conversations.registry import Conversations
@@ -32,7 +32,7 @@ from .pool.pool import POOL_COUNTERS, Pool
 from .proc.discovery import CLIInfo, find_cli, probe_cli
 from .proc.reading import RunLimits
 from .settings import Settings
-from .settings.startup import claude_options
+from .settings.startup import claude_options, plan_options
 
 __all__ = ["Gateway"]
 
@@ -93,30 +93,8 @@ class Gateway:
         if self.cli_path is None:
             log.warning("Claude Code CLI not found: %s", self.cli_missing_message())
             return
-        c = self.settings.claude
-        self.options = PlanOptions(
-            executable=self.cli_path,
-            cwd=str(self.workspace),
-            default_model=c.default_model,
-            system_prompt_mode=c.system_prompt_mode,
-            tools=c.tools,
-            allowed_tools=(*c.allowed_tools, *extra.mcp.allowed_tools),
-            permission_mode=c.permission_mode,
-            max_turns=c.max_turns,
-            max_retries=c.max_retries,
-            extra_env=dict(c.extra_env),
-            model_map=dict(c.model_map),
-            models=tuple(self.settings.server.models),
-            fallback_model=c.fallback_model,
-            disallowed_tools=tuple(c.disallowed_tools),
-            add_dirs=extra.add_dirs,
-            skip_permissions=self.settings.file_access.skip_permissions,
-            setting_sources=extra.setting_sources,
-            mcp_configs=extra.mcp.config_files,
-            mcp_debug=self.settings.mcp.debug,
-            images=ImageLimits(max_bytes=self.settings.images.max_bytes,
-                               max_count=self.settings.images.max_per_request),
-        )
+        self.options = plan_options(self.settings, extra, executable=self.cli_path,
+                                    workspace=self.workspace)
         self.services = TurnServices(
             settings=self.settings, environ=self.environ, options=self.options,
             limits=self.limits, retry=self.retry, pool=self.pool, admission=self.admission,

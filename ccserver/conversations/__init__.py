@@ -1,4 +1,7 @@
-"""conversations."""
+"""Conversations as live Claude Code sessions: the store (SQLite), the CLI's session
+files, one lock per conversation, which conversation a request continues, and removal
+on request or after the idle timeout.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Start-up settings: the sections (`sections`) and how they are loaded (`load`)."""
+"""Start-up settings: the sections (`sections`), how they are loaded (`load`), and what is
+built from them once at start-up (`startup`: file access, MCP, the CLI plan options)."""
 
 from __future__ import annotations
 

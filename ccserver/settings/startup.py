@@ -1,7 +1,9 @@
-"""Start-up checks for the file-access and MCP settings, and what they give the plan.
+"""Start-up checks for the file-access and MCP settings, and the plan options built from
+the settings.
 
 `claude_options` runs once in `Gateway.start`: a setting that cannot work stops start-up
-with a message naming it, instead of every request failing later inside the CLI.
+with a message naming it, instead of every request failing later inside the CLI. Once
+the CLI is found, `plan_options` gives ccproto's `PlanOptions`: how every run is planned.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import attrs
 
+from ccproto import ImageLimits, PlanOptions
+
 from . import Settings
 from .mcp import McpSetup, load_mcp
 
-__all__ = ["ClaudeOptions", "FileAccessError", "access_dirs", "claude_options"]
+__all__ = ["ClaudeOptions", "FileAccessError", "access_dirs", "claude_options", "plan_options"]
 
 
 class FileAccessError(Exception):
@@ -53,4 +57,33 @@ def claude_options(settings: Settings, environ: Mapping[str, str]) -> ClaudeOpti
         mcp=load_mcp(settings, cli_environ),
         # "" leaves the CLI's default: user, project and local settings, CLAUDE.md included.
         setting_sources="" if settings.file_access.workspace_context else "user",
+    )
+
+
+def plan_options(settings: Settings, extra: ClaudeOptions, *, executable: str,
+                 workspace: Path) -> PlanOptions:
+    """How every CLI run is planned: the CLI found at ``executable``, run in ``workspace``."""
+    c = settings.claude
+    return PlanOptions(
+        executable=executable,
+        cwd=str(workspace),
+        default_model=c.default_model,
+        system_prompt_mode=c.system_prompt_mode,
+        tools=c.tools,
+        allowed_tools=(*c.allowed_tools, *extra.mcp.allowed_tools),
+        permission_mode=c.permission_mode,
+        max_turns=c.max_turns,
+        max_retries=c.max_retries,
+        extra_env=dict(c.extra_env),
+        model_map=dict(c.model_map),
+        models=tuple(settings.server.models),
+        fallback_model=c.fallback_model,
+        disallowed_tools=tuple(c.disallowed_tools),
+        add_dirs=extra.add_dirs,
+        skip_permissions=settings.file_access.skip_permissions,
+        setting_sources=extra.setting_sources,
+        mcp_configs=extra.mcp.config_files,
+        mcp_debug=settings.mcp.debug,
+        images=ImageLimits(max_bytes=settings.images.max_bytes,
+                           max_count=settings.images.max_per_request),
     )

@@ -36,7 +36,7 @@ class Socket:
         self._receive, self._send = receive, send
         self.settings = settings
         self._out, self._queued = trio.open_memory_channel[str](settings.send_queue)
-        self._scope = trio.CancelScope()
+        self._surface_scope = trio.CancelScope()
         #: Set when the server closes: (code, reason).
         self.closing: tuple[int, str] | None = None
 
@@ -45,7 +45,7 @@ class Socket:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer)
             # Cancelled by `close`: the surface's runs end (their CLIs stopped) right away.
-            with self._scope:
+            with self._surface_scope:
                 await surface(self)
             self._out.close()  # the writer sends what is queued, then the close frame
 
@@ -64,7 +64,7 @@ class Socket:
         if self.closing is None:
             self.closing = (code, reason)
             self._out.close()
-            self._scope.cancel()
+            self._surface_scope.cancel()
 
     async def send_text(self, text: str) -> None:
         """Queue one frame; a client that leaves the queue full too long is disconnected."""
