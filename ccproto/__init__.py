@@ -39,6 +39,7 @@ from .openai_types import (
 from .plan import (
     Invocation,
     PlanOptions,
+    ProcessKey,
     SessionPlan,
     model_names,
     plan_invocation,
@@ -86,6 +87,7 @@ __all__ = [
     "ModelList",
     "NonJSONLine",
     "PlanOptions",
+    "ProcessKey",
     "Prompt",
     "ProtocolError",
     "ReasoningDelta",
