@@ -25,8 +25,14 @@ from .cli_types import (
 )
 from .converter import dumps, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
-from .history import Turn as HistoryTurn
-from .history import fingerprint, munge_cwd, request_history, seed_transcript, seedable
+from .history import (
+    HistoryMessage,
+    fingerprint,
+    munge_cwd,
+    request_history,
+    seed_transcript,
+    seedable,
+)
 from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
 from .openai_types import (
     ChatCompletion,
@@ -78,7 +84,7 @@ __all__ = [
     "ChunkBuilder",
     "ControlResponse",
     "Exit",
-    "HistoryTurn",
+    "HistoryMessage",
     "ImageLimits",
     "ImagePart",
     "InvalidRequestError",
