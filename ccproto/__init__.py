@@ -23,7 +23,7 @@ from .cli_types import (
     UserMessage,
     parse_record,
 )
-from .converter import dumps, make_converter, structure_request
+from .converter import dumps, load_object, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
 from .history import (
     HistoryMessage,
@@ -39,6 +39,7 @@ from .openai_types import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ImagePart,
+    Message,
     Model,
     ModelList,
 )
@@ -51,7 +52,7 @@ from .plan import (
     plan_invocation,
     resolve_model,
 )
-from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS
+from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
 from .prompt import Prompt, build_prompt, user_line
 from .responses import ResponseBuilder, responses_usage, ws_error
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
@@ -89,6 +90,7 @@ __all__ = [
     "ImagePart",
     "InvalidRequestError",
     "Invocation",
+    "Message",
     "Model",
     "ModelList",
     "NonJSONLine",
@@ -125,6 +127,7 @@ __all__ = [
     "fingerprint",
     "finish_reason",
     "image_block",
+    "load_object",
     "make_converter",
     "model_names",
     "munge_cwd",
@@ -140,5 +143,6 @@ __all__ = [
     "structure_request",
     "structure_responses_request",
     "user_line",
+    "valid_models",
     "ws_error",
 ]

@@ -22,6 +22,7 @@ from ccproto import (
     ChatCompletionRequest,
     CLIError,
     Invocation,
+    Message,
     PlanOptions,
     SessionPlan,
     TextDelta,
@@ -30,7 +31,6 @@ from ccproto import (
     plan_invocation,
     resolve_model,
 )
-from ccproto.openai_types import Message
 
 from .conversations import Identity, Ticket
 from .errors import CLIUnavailable

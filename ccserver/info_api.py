@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ccproto import Model, ModelList, ProtocolError, dumps, model_names
-from ccproto.policy import valid_models
+from ccproto import Model, ModelList, ProtocolError, dumps, model_names, valid_models
 
 from .asgi import Receive, Scope, Send, send_json
 
