@@ -54,7 +54,7 @@ from .plan import (
 )
 from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
 from .prompt import Prompt, build_prompt, user_line
-from .responses import ResponseBuilder, responses_usage, ws_error
+from .responses import ResponseBuilder, responses_usage
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
 from .sse import DONE, KEEPALIVE, encode_data, encode_event
 from .stream import DEFAULT_MAX_LINE_SIZE, NEED_DATA, CLIStream
@@ -68,6 +68,7 @@ from .turn import (
     TurnFinished,
     TurnState,
 )
+from .ws import ws_error
 
 __all__ = [
     "CLI_MODEL_ALIASES",
