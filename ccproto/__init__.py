@@ -23,30 +23,38 @@ from .cli_types import (
     UserMessage,
     parse_record,
 )
-from .converter import dumps, make_converter, structure_request
+from .converter import dumps, load_object, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
-from .history import Turn as HistoryTurn
-from .history import fingerprint, munge_cwd, request_history, seed_transcript, seedable
+from .history import (
+    HistoryMessage,
+    fingerprint,
+    munge_cwd,
+    request_history,
+    seed_transcript,
+    seedable,
+)
 from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
     ImagePart,
+    Message,
     Model,
     ModelList,
 )
 from .plan import (
     Invocation,
     PlanOptions,
+    ProcessKey,
     SessionPlan,
     model_names,
     plan_invocation,
     resolve_model,
 )
-from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS
+from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
 from .prompt import Prompt, build_prompt, user_line
-from .responses import ResponseBuilder, responses_usage, ws_error
+from .responses import ResponseBuilder, responses_usage
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
 from .sse import DONE, KEEPALIVE, encode_data, encode_event
 from .stream import DEFAULT_MAX_LINE_SIZE, NEED_DATA, CLIStream
@@ -60,6 +68,7 @@ from .turn import (
     TurnFinished,
     TurnState,
 )
+from .ws import ws_error
 
 __all__ = [
     "CLI_MODEL_ALIASES",
@@ -77,15 +86,17 @@ __all__ = [
     "ChunkBuilder",
     "ControlResponse",
     "Exit",
-    "HistoryTurn",
+    "HistoryMessage",
     "ImageLimits",
     "ImagePart",
     "InvalidRequestError",
     "Invocation",
+    "Message",
     "Model",
     "ModelList",
     "NonJSONLine",
     "PlanOptions",
+    "ProcessKey",
     "Prompt",
     "ProtocolError",
     "ReasoningDelta",
@@ -117,6 +128,7 @@ __all__ = [
     "fingerprint",
     "finish_reason",
     "image_block",
+    "load_object",
     "make_converter",
     "model_names",
     "munge_cwd",
@@ -132,5 +144,6 @@ __all__ = [
     "structure_request",
     "structure_responses_request",
     "user_line",
+    "valid_models",
     "ws_error",
 ]

@@ -33,7 +33,7 @@ from .openai_types import (
     TextPart,
 )
 
-__all__ = ["dumps", "make_converter", "structure_request"]
+__all__ = ["dumps", "load_object", "make_converter", "structure_request"]
 
 T = TypeVar("T")
 

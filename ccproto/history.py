@@ -2,14 +2,15 @@
 
 Most OpenAI clients never send an id: they resend the whole history each turn. The server
 recognises a continuation by fingerprint: a stored conversation whose history (system
-prompt, then every turn with its role) equals the request's history minus its last user
-turn. Text is compared exactly, except that a string and a list of text parts holding the
-same text are the same content.
+prompt, then every message with its role, as `HistoryMessage` values) equals the request's
+history minus its last user message. Text is compared exactly, except that a string and a
+list of text parts holding the same text are the same content.
 
-A history that matches nothing starts a new CLI session seeded with the earlier turns as a
-transcript file in the CLI's own session format (protocol reference §5.3), which the CLI
-then resumes: the model sees them as real user and assistant turns. Only text histories
-that alternate from a user turn can be written that way; anything else is quoted inline.
+A history that matches nothing starts a new CLI session seeded with the earlier messages
+as a transcript file in the CLI's own session format (protocol reference §5.3), which the
+CLI then resumes: the model sees them as real user and assistant messages. Only text
+histories that alternate from a user message can be written that way; anything else is
+quoted inline.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import attrs
 from .openai_types import ChatCompletionRequest, ImagePart, Message, TextPart
 
 __all__ = [
-    "Turn",
+    "HistoryMessage",
     "fingerprint",
     "munge_cwd",
     "request_history",
@@ -35,7 +36,7 @@ __all__ = [
 
 
 @attrs.frozen
-class Turn:
+class HistoryMessage:
     """One message of a conversation, normalised: role and its parts.
 
     ``parts`` holds ``("text", str)`` and ``("image", url)``; adjacent text parts are
@@ -73,50 +74,52 @@ def _parts(message: Message) -> tuple[tuple[str, str], ...]:
     return tuple(parts)
 
 
-def request_history(request: ChatCompletionRequest) -> tuple[str | None, tuple[Turn, ...]]:
-    """(system prompt, conversation turns) of a request, the last turn included.
+def request_history(
+    request: ChatCompletionRequest,
+) -> tuple[str | None, tuple[HistoryMessage, ...]]:
+    """(system prompt, conversation messages) of a request, the last message included.
 
     The system prompt is the system and developer messages joined as `build_prompt` joins
-    them; tool calls an assistant message made are part of its turn.
+    them; tool calls an assistant message made are part of that message.
     """
     system: list[str] = []
-    turns: list[Turn] = []
+    messages: list[HistoryMessage] = []
     for message in request.messages:
         if message.role in ("system", "developer"):
-            text = Turn(message.role, _parts(message)).text
+            text = HistoryMessage(message.role, _parts(message)).text
             if text:
                 system.append(text)
             continue
         parts = _parts(message)
         if message.tool_calls:
             parts += (("tool_calls", json.dumps(message.tool_calls, sort_keys=True)),)
-        turns.append(Turn(message.role, parts))
-    return "\n\n".join(system) or None, tuple(turns)
+        messages.append(HistoryMessage(message.role, parts))
+    return "\n\n".join(system) or None, tuple(messages)
 
 
-def fingerprint(system: str | None, turns: Sequence[Turn]) -> str:
+def fingerprint(system: str | None, messages: Sequence[HistoryMessage]) -> str:
     """A digest of a history; equal histories, and only those, have equal digests.
 
     JSON of nested lists is an unambiguous encoding: no two histories serialise alike.
     """
-    doc = [system, [[t.role, [list(p) for p in t.parts]] for t in turns]]
+    doc = [system, [[m.role, [list(p) for p in m.parts]] for m in messages]]
     encoded = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-def seedable(turns: Sequence[Turn]) -> list[tuple[str, str]] | None:
-    """Earlier turns as alternating (role, text) pairs from a user turn, or None.
+def seedable(messages: Sequence[HistoryMessage]) -> list[tuple[str, str]] | None:
+    """Earlier messages as alternating (role, text) pairs from a user message, or None.
 
-    Consecutive turns of one role are joined with a blank line; tool results count as user
-    turns. None when a turn is not plain text or the history opens with the assistant,
-    since a transcript cannot hold either faithfully.
+    Consecutive messages of one role are joined with a blank line; tool results count as
+    user messages. None when a message is not plain text or the history opens with the
+    assistant, since a transcript cannot hold either faithfully.
     """
     merged: list[tuple[str, str]] = []
-    for turn in turns:
-        text = turn.text
+    for message in messages:
+        text = message.text
         if text is None:
             return None
-        role = "assistant" if turn.role == "assistant" else "user"
+        role = "assistant" if message.role == "assistant" else "user"
         if merged and merged[-1][0] == role:
             merged[-1] = (role, merged[-1][1] + "\n\n" + text)
         else:
@@ -141,7 +144,7 @@ def seed_transcript(
     timestamp: str,
     uuids: Iterator[str],
 ) -> bytes:
-    """A session transcript holding ``pairs`` as user and assistant turns.
+    """A session transcript holding ``pairs`` as user and assistant messages.
 
     The caller supplies ids and the ISO timestamp, keeping this pure. The lines carry the
     fields the CLI's own transcripts carry (reference §5.3), chained by ``parentUuid``.

@@ -27,6 +27,7 @@ from .prompt import build_prompt, user_line
 __all__ = [
     "Invocation",
     "PlanOptions",
+    "ProcessKey",
     "SessionPlan",
     "model_names",
     "plan_invocation",
@@ -36,6 +37,15 @@ __all__ = [
 # `reasoning_effort` values clients send -> the CLI's --effort levels.
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
            "xhigh": "xhigh", "max": "max"}
+
+
+#: ``(argv, sorted env items)`` of a process, the session flags left out; hashable.
+ProcessKey = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _whole_invocation(inv: Invocation) -> ProcessKey:
+    # Built by hand, not planned: no flag is known to be the session's, so all of it counts.
+    return inv.argv, tuple(sorted(inv.env.items()))
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +60,12 @@ class Invocation:
     env: Mapping[str, str]
     stdin: bytes
     cwd: str
+    #: What makes two processes interchangeable: the argv and env without ``--session-id``
+    #: or ``--resume`` and their id. A persistent CLI started for one session can serve
+    #: another whose plan has the same key (the server's warm pool relies on it).
+    process_key: ProcessKey = attrs.field(
+        default=attrs.Factory(_whole_invocation, takes_self=True)
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -166,11 +182,34 @@ def plan_invocation(
     if session is None:
         # Stateless: nothing to resume later, so nothing is written to disk.
         argv.append("--no-session-persistence")
-    else:
-        argv += ["--resume" if session.resume else "--session-id", session.session_id]
+    # The session flags belong here, but go in last: all the rest is the process key.
+    session_at = len(argv)
     if system:
         replace = options.system_prompt_mode == "replace"
         argv += ["--system-prompt" if replace else "--append-system-prompt", system]
+    argv += _tool_and_extra_flags(request, options)
+    # Without this the CLI phones home and may send extra title requests (reference §10).
+    env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+    # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.
+    env["CLAUDE_CODE_MAX_RETRIES"] = str(options.max_retries)
+    env.update(options.extra_env)
+    process_key = (tuple(argv), tuple(sorted(env.items())))
+    if session is not None:
+        argv[session_at:session_at] = [
+            "--resume" if session.resume else "--session-id", session.session_id
+        ]
+    return Invocation(
+        argv=tuple(argv),
+        env=env,
+        stdin=user_line(prompt.content),
+        cwd=options.cwd if session is None else session.cwd,
+        process_key=process_key,
+    )
+
+
+def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions) -> list[str]:
+    """The argv after the system prompt: tools, limits, directories, settings, MCP, effort."""
+    argv: list[str] = []
     tools = narrowed_tools(options.tools, request.enabled_tools)
     if tools is not None:
         argv += ["--tools", tools]
@@ -196,14 +235,4 @@ def plan_invocation(
         argv += ["--fallback-model", options.fallback_model]
     if request.reasoning_effort is not None:
         argv += ["--effort", _EFFORT[request.reasoning_effort]]
-    # Without this the CLI phones home and may send extra title requests (reference §10).
-    env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
-    # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.
-    env["CLAUDE_CODE_MAX_RETRIES"] = str(options.max_retries)
-    env.update(options.extra_env)
-    return Invocation(
-        argv=tuple(argv),
-        env=env,
-        stdin=user_line(prompt.content),
-        cwd=options.cwd if session is None else session.cwd,
-    )
+    return argv

@@ -13,7 +13,6 @@ is the builder's final `ResponseBuilder.response`, so both agree by construction
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -23,7 +22,7 @@ from .errors import ProtocolError
 from .responses_input import ResponsesRequest
 from .turn import ReasoningDelta, TextDelta, TokenUsage, TurnEvent, TurnFailed, TurnFinished
 
-__all__ = ["ResponseBuilder", "responses_usage", "ws_error"]
+__all__ = ["ResponseBuilder", "responses_usage"]
 
 # ResponseError.code is an enum in the spec; anything else maps to server_error.
 _FAILED_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
@@ -39,16 +38,6 @@ def responses_usage(usage: TokenUsage) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.prompt_tokens + usage.output_tokens,
     }
-
-
-def ws_error(body: Mapping[str, Any], status: int,
-             stream_id: str | None = None) -> dict[str, Any]:
-    """A WebSocket-mode ``error`` frame (``ResponseWsError``) for a request that did not run;
-    ``body`` is the OpenAI error body (``{"error": {...}}``)."""
-    frame: dict[str, Any] = {"type": "error", "status": status, "error": body["error"]}
-    if stream_id is not None:
-        frame["stream_id"] = stream_id
-    return frame
 
 
 @attrs.define

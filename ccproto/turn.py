@@ -17,24 +17,43 @@ Rules it enforces (protocol reference §0, §2.6, §3):
   retry says something else, it follows after a blank line.
 * Failure is ``result.is_error`` (plus ``api_error_status``), never ``subtype`` alone; an
   exit without a result is a failure too. `errors_map` turns each into an OpenAI error.
+
+The state machine, after h11's ``_state.py``. Rule: everything that moves `TurnState`
+lives in `TRANSITIONS`, a table ``state -> {input: next state}`` whose inputs are record
+*classes* (plus `Exit`), so a reader sees every transition in one place and a tool could
+draw it. A `Result` is judged before it is looked up: a failing one is the separate input
+`FAILING_RESULT`, because it leads to FAILED where a good one leads to DONE. `Turn.feed`
+takes the transition first and only then acts on the record, and it acts only when the
+turn was live (STARTING or RUNNING) before it; in DONE and FAILED the outcome is settled
+and records merely pass through the table.
+
+The table is deliberately tolerant before the exit: the CLI's own output is the authority
+on content, so a missing init line, a second init, or lines after the result are accepted
+(reference §2.3). What cannot happen is input after the exit, since `CLIStream` delivers
+`Exit` last: those pairs (`PROTOCOL_ERRORS`) are absent from the table, and a pair absent
+from the table raises `CLIError` and leaves the turn FAILED, as h11 raises
+``LocalProtocolError`` and moves to ERROR.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from .cli_types import (
     SYNTHETIC_MODEL,
     AssistantMessage,
+    ControlResponse,
     Exit,
+    NonJSONLine,
     Record,
     Result,
     StreamEvent,
     SystemEvent,
     SystemInit,
+    UnknownRecord,
     UserMessage,
 )
 from .errors import CLIError
@@ -97,25 +116,84 @@ TurnEvent = TextDelta | ReasoningDelta | TurnFinished | TurnFailed
 
 
 class TurnState(enum.Enum):
-    STARTING = "starting"  # process started, no init line yet
-    RUNNING = "running"  # init seen; API calls and tools in progress
-    DONE = "done"  # result seen; waiting for the process to exit
-    ENDED = "ended"  # exited after a result
-    FAILED = "failed"  # a failure was reported; everything later is ignored
+    """Where one CLI turn stands (protocol reference §2.3, §2.6).
+
+    STARTING and RUNNING are live: their records can become content. DONE waits for the
+    exit with its outcome settled; ENDED and FAILED are terminal.
+    """
+
+    #: The process started; no line yet.
+    STARTING = "starting"
+    #: Lines arrive: API calls and tools in progress.
+    RUNNING = "running"
+    #: A successful result was seen; the process has yet to exit. Later lines are ignored.
+    DONE = "done"
+    #: The process exited after a successful result; nothing can follow.
+    ENDED = "ended"
+    #: A failure was reported (a failing result, an exit without a result, or a protocol
+    #: error); everything later is ignored.
+    FAILED = "failed"
 
 
-# (state, input) -> next state. Inputs: "init", "line" (any other record), "result", "exit".
-# An input missing from the table for a state leaves the state unchanged; a missing init
-# line is tolerated because the CLI's own output is the authority on content.
-_TRANSITIONS: dict[tuple[TurnState, str], TurnState] = {
-    (TurnState.STARTING, "init"): TurnState.RUNNING,
-    (TurnState.STARTING, "line"): TurnState.RUNNING,
-    (TurnState.STARTING, "result"): TurnState.DONE,
-    (TurnState.STARTING, "exit"): TurnState.FAILED,
-    (TurnState.RUNNING, "result"): TurnState.DONE,
-    (TurnState.RUNNING, "exit"): TurnState.FAILED,
-    (TurnState.DONE, "exit"): TurnState.ENDED,
+class _IsError:
+    """Qualifies `Result` in the table: the result reports a failure (see `errors_map`)."""
+
+
+#: The input a failing `Result` is looked up as (h11 qualifies event types the same way).
+FAILING_RESULT: Final = (Result, _IsError)
+
+#: A key of the transition table: a record class, `Exit`, or `FAILING_RESULT`.
+TurnInput = type[Record] | type[Exit] | tuple[type[Result], type[_IsError]]
+
+_STARTING, _RUNNING, _DONE = TurnState.STARTING, TurnState.RUNNING, TurnState.DONE
+_ENDED, _FAILED = TurnState.ENDED, TurnState.FAILED
+
+# Every record that is neither init nor result: content, activity, or lines nobody reads.
+_LINES: Final[tuple[TurnInput, ...]] = (
+    SystemEvent,
+    StreamEvent,
+    AssistantMessage,
+    UserMessage,
+    ControlResponse,
+    UnknownRecord,
+    NonJSONLine,
+)
+
+#: Every input the table knows: one per record class, the failing result, and the exit.
+INPUTS: Final[tuple[TurnInput, ...]] = (SystemInit, *_LINES, Result, FAILING_RESULT, Exit)
+
+_LIVE: Final = {
+    SystemInit: _RUNNING,
+    **dict.fromkeys(_LINES, _RUNNING),
+    Result: _DONE,
+    FAILING_RESULT: _FAILED,
+    Exit: _FAILED,  # an exit without a result
 }
+
+#: state -> {input: next state}; a pair missing here is a protocol error.
+TRANSITIONS: Final[dict[TurnState, dict[TurnInput, TurnState]]] = {
+    # Any line means the process runs; an init line is not required first.
+    TurnState.STARTING: _LIVE,
+    TurnState.RUNNING: _LIVE,
+    # The answer is final once a result closes it (reference §2.3): later records, even a
+    # second result, change nothing; only the exit ends the turn.
+    TurnState.DONE: {**dict.fromkeys(INPUTS, _DONE), Exit: _ENDED},
+    # Terminal: the process exited, so no record and no second exit can follow.
+    TurnState.ENDED: {},
+    # The failure was reported; the rest of the output and the exit are expected, and
+    # ignored.
+    TurnState.FAILED: dict.fromkeys(INPUTS, _FAILED),
+}
+
+#: The pairs absent from `TRANSITIONS` on purpose: input after the exit. Listed so that a
+#: missing pair is a decision, not an oversight (the tests check the two cover everything).
+PROTOCOL_ERRORS: Final[frozenset[tuple[TurnState, TurnInput]]] = frozenset(
+    (TurnState.ENDED, what) for what in INPUTS
+)
+
+
+def _describe(what: TurnInput) -> str:
+    return "a failing Result" if isinstance(what, tuple) else what.__name__
 
 
 def _usage(raw: dict[str, Any]) -> TokenUsage:
@@ -153,43 +231,63 @@ class Turn:
         self._used_tools = False
 
     def feed(self, record: Record | Exit) -> list[TurnEvent]:
-        """Advance by one record; returns the events it produced (often none)."""
-        if self.state in (TurnState.FAILED, TurnState.ENDED):
-            return []
-        if type(record) is Exit:
-            return self._on_exit(record)
-        if self.state is TurnState.DONE:
-            return []  # the turn's answer is final; a result closes it (reference §2.3)
-        if getattr(record, "parent_tool_use_id", None) is not None:
-            self.has_output = True  # a subagent at work is progress, not content
-            return []
-        kind = type(record)
-        if kind is SystemInit:
-            self._advance("init")
-            self.session_id = record.session_id or self.session_id  # type: ignore[union-attr]
-            self.model = record.model  # type: ignore[union-attr]
-            return []
-        if kind is Result:
-            return self._on_result(record)  # type: ignore[arg-type]
-        self._advance("line")
-        if kind is StreamEvent:
-            self.has_output = True
-            return self._on_stream_event(record.event)  # type: ignore[union-attr]
-        if kind is AssistantMessage:
-            self.has_output = True
-            return self._on_assistant(record)  # type: ignore[arg-type]
-        if kind is SystemEvent and record.subtype == "api_retry":  # type: ignore[union-attr]
-            # The attempt in flight is abandoned; a retry restarts the block. What was
-            # shown stays the baseline the retry is compared against.
-            self._block = ""
-        if kind is UserMessage:
-            self.has_output = True
-        return []
+        """Advance by one record; returns the events it produced (often none).
+
+        Raises:
+            CLIError: ``record`` cannot follow what came before (input after the `Exit`);
+                the turn is FAILED afterwards.
+        """
+        failure = error_for_result(record) if isinstance(record, Result) else None
+        live = self.state in (TurnState.STARTING, TurnState.RUNNING)
+        self._transition(FAILING_RESULT if failure is not None else type(record))
+        if not live:
+            return []  # the outcome is settled: the table moved the state, nothing else
+        match record:
+            case Exit():
+                return self._fail(error_for_exit(record))
+            case Result():
+                return self._on_result(record, failure)
+            case SystemInit():
+                self.session_id = record.session_id or self.session_id
+                self.model = record.model
+                return []
+            case (
+                StreamEvent(parent_tool_use_id=str())
+                | AssistantMessage(parent_tool_use_id=str())
+                | UserMessage(parent_tool_use_id=str())
+                | SystemEvent(parent_tool_use_id=str())
+            ):
+                self.has_output = True  # a subagent at work is progress, not content
+                return []
+            case StreamEvent():
+                self.has_output = True
+                return self._on_stream_event(record.event)
+            case AssistantMessage():
+                self.has_output = True
+                return self._on_assistant(record)
+            case UserMessage():
+                self.has_output = True
+                return []
+            case SystemEvent(subtype="api_retry"):
+                # The attempt in flight is abandoned; a retry restarts the block. What was
+                # shown stays the baseline the retry is compared against.
+                self._block = ""
+                return []
+            case _:
+                return []
 
     # ---- internals ----------------------------------------------------------------------
 
-    def _advance(self, what: str) -> None:
-        self.state = _TRANSITIONS.get((self.state, what), self.state)
+    def _transition(self, what: TurnInput) -> None:
+        before = self.state
+        after = TRANSITIONS[before].get(what)
+        if after is None:
+            self.state = TurnState.FAILED
+            raise CLIError(
+                f"Turn can't handle {_describe(what)} when state={before.value}",
+                code="cli_protocol_error",
+            )
+        self.state = after
 
     def _on_stream_event(self, event: dict[str, Any]) -> list[TurnEvent]:
         etype = event.get("type")
@@ -261,12 +359,10 @@ class Turn:
         self._emitted_any = True
         return [TextDelta(text)]
 
-    def _on_result(self, record: Result) -> list[TurnEvent]:
-        self._advance("result")
+    def _on_result(self, record: Result, failure: CLIError | None) -> list[TurnEvent]:
         self.session_id = record.session_id or self.session_id
-        error = error_for_result(record)
-        if error is not None:
-            return self._fail(error)
+        if failure is not None:
+            return self._fail(failure)
         self.outcome = TurnFinished(
             stop_reason=record.stop_reason,
             usage=_usage(record.usage),
@@ -278,14 +374,7 @@ class Turn:
         )
         return [self.outcome]
 
-    def _on_exit(self, record: Exit) -> list[TurnEvent]:
-        before = self.state
-        self._advance("exit")
-        if before is TurnState.DONE:
-            return []
-        return self._fail(error_for_exit(record))
-
     def _fail(self, error: CLIError) -> list[TurnEvent]:
-        self.state = TurnState.FAILED
+        # The table already moved the state to FAILED; this records why.
         self.outcome = TurnFailed(error=error)
         return [self.outcome]

@@ -29,7 +29,7 @@ import trio
 
 from ccproto import (
     ChatCompletionRequest,
-    HistoryTurn,
+    HistoryMessage,
     InvalidRequestError,
     SessionPlan,
     fingerprint,
@@ -58,7 +58,7 @@ class Ticket:
     conversation: Conversation
     session: SessionPlan
     #: The request's messages the conversation does not hold yet (its new user turn).
-    new_turns: tuple[HistoryTurn, ...]
+    new_turns: tuple[HistoryMessage, ...]
     completed: bool = False
 
 
@@ -148,7 +148,7 @@ class Conversations:
                 await self.store.put(attrs.evolve(c, started=not c.started))
 
     async def _ticket(self, conversation_id: str | None, system: str | None,
-                      turns: tuple[HistoryTurn, ...], model: str,
+                      turns: tuple[HistoryMessage, ...], model: str,
                       reserve: Callable[[], Identity | None]) -> Ticket:
         if conversation_id:
             await self.get(conversation_id)
@@ -183,7 +183,7 @@ class Conversations:
             self.locks.release(conversation_id)
             raise
 
-    async def _start(self, system: str | None, turns: tuple[HistoryTurn, ...],
+    async def _start(self, system: str | None, turns: tuple[HistoryMessage, ...],
                      model: str, identity: Identity | None) -> Ticket:
         """A new conversation; its earlier turns: a seeded transcript, and stored messages."""
         c = await self.create(model=model, system_prompt=system, metadata={},
@@ -200,7 +200,7 @@ class Conversations:
                 await self.store.add_turn(c, self._stored(earlier))
             return self._make_ticket(c, turns[-1:])
 
-    def _make_ticket(self, c: Conversation, new_turns: tuple[HistoryTurn, ...]) -> Ticket:
+    def _make_ticket(self, c: Conversation, new_turns: tuple[HistoryMessage, ...]) -> Ticket:
         session = SessionPlan(session_id=c.session_id, resume=c.started, cwd=c.cwd,
                               system_prompt=c.system_prompt)
         return Ticket(conversation=c, session=session, new_turns=new_turns)
@@ -214,7 +214,7 @@ class Conversations:
                 param="messages", code="context_length_exceeded",
             )
 
-    def _stored(self, turns: tuple[HistoryTurn, ...]) -> list[StoredMessage]:
+    def _stored(self, turns: tuple[HistoryMessage, ...]) -> list[StoredMessage]:
         now = self.clock()
         return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
 
@@ -225,9 +225,9 @@ class Conversations:
         """
         with trio.CancelScope(shield=True):  # the turn happened: never lose its record
             c = ticket.conversation
-            new = (*ticket.new_turns, HistoryTurn("assistant", (("text", reply),)))
+            new = (*ticket.new_turns, HistoryMessage("assistant", (("text", reply),)))
             earlier = await self.store.messages(c.id)
-            history = [HistoryTurn(m.role, m.parts) for m in earlier] + list(new)
+            history = [HistoryMessage(m.role, m.parts) for m in earlier] + list(new)
             c = attrs.evolve(
                 c, turns=c.turns + 1, updated_at=self.clock(), model=model,
                 fingerprint=fingerprint(c.system_prompt, history), started=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from ccproto import HistoryTurn, munge_cwd, seed_transcript, seedable
+from ccproto import HistoryMessage, munge_cwd, seed_transcript, seedable
 
 __all__ = ["SessionFiles"]
 
@@ -46,7 +46,7 @@ class SessionFiles:
 
         await trio.to_thread.run_sync(write)
 
-    async def seed(self, cwd: str, session_id: str, earlier: tuple[HistoryTurn, ...], *,
+    async def seed(self, cwd: str, session_id: str, earlier: tuple[HistoryMessage, ...], *,
                    version: str, model: str, now: float) -> bool:
         """Write a new session's ``earlier`` turns as its transcript, for the CLI to resume
         (reference §5.3). False, writing nothing, for a history that cannot be written that

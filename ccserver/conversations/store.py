@@ -36,7 +36,7 @@ class Conversation:
 @attrs.frozen(kw_only=True)
 class StoredMessage:
     role: str
-    #: ccproto.history.Turn parts: [[kind, value], ...]
+    #: ccproto.HistoryMessage parts: [[kind, value], ...]
     parts: tuple[tuple[str, str], ...]
     created_at: float
 

@@ -21,6 +21,7 @@ from ccproto import (
     ChatCompletionRequest,
     CLIError,
     Invocation,
+    Message,
     PlanOptions,
     SessionPlan,
     TextDelta,
@@ -29,7 +30,6 @@ from ccproto import (
     plan_invocation,
     resolve_model,
 )
-from ccproto.openai_types import Message
 
 from ..conversations.registry import Identity, Ticket
 from ..pool.pooled import Fresh, Worker, shape_of

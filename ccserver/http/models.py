@@ -5,8 +5,7 @@ They answer from settings and start-up state alone; no CLI runs for them.
 
 from __future__ import annotations
 
-from ccproto import Model, ModelList, ProtocolError, dumps, model_names
-from ccproto.policy import valid_models
+from ccproto import Model, ModelList, ProtocolError, dumps, model_names, valid_models
 
 from ..edge.asgi import Receive, Scope, Send, send_json
 from ..gateway import Gateway

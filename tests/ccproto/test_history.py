@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccproto import (
-    HistoryTurn,
+    HistoryMessage,
     fingerprint,
     munge_cwd,
     request_history,
@@ -19,7 +19,7 @@ from ccproto import (
 )
 
 
-def history(*messages: dict[str, Any]) -> tuple[str | None, tuple[HistoryTurn, ...]]:
+def history(*messages: dict[str, Any]) -> tuple[str | None, tuple[HistoryMessage, ...]]:
     return request_history(structure_request(json.dumps({"messages": list(messages)}).encode()))
 
 
@@ -54,8 +54,8 @@ def test_fingerprints_differ_by_role_text_order_and_system() -> None:
        st.lists(st.tuples(st.sampled_from(["user", "assistant"]), st.text()), max_size=6))
 def test_equal_fingerprints_only_for_equal_histories(
         a: list[tuple[str, str]], b: list[tuple[str, str]]) -> None:
-    ta = tuple(HistoryTurn(r, (("text", t),)) for r, t in a)
-    tb = tuple(HistoryTurn(r, (("text", t),)) for r, t in b)
+    ta = tuple(HistoryMessage(r, (("text", t),)) for r, t in a)
+    tb = tuple(HistoryMessage(r, (("text", t),)) for r, t in b)
     assert (fingerprint(None, ta) == fingerprint(None, tb)) == (ta == tb)
 
 

@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
-from ccproto import InvalidRequestError, PlanOptions, plan_invocation, structure_request
+from ccproto import (
+    InvalidRequestError,
+    Invocation,
+    PlanOptions,
+    SessionPlan,
+    plan_invocation,
+    structure_request,
+)
+from ccserver.pool.pooled import shape_of  # compared against until the server keys on process_key
 
 OPTS = PlanOptions(executable="/bin/claude", cwd="/ws", max_retries=1)
 
@@ -104,3 +112,45 @@ def test_requests_the_cli_cannot_serve_are_400s(messages: list[dict[str, Any]],
 def test_planning_is_pure() -> None:
     msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
     assert plan(msgs) == plan(msgs)
+
+
+def session_plan(session: SessionPlan | None, **fields: Any) -> Invocation:
+    msgs = [{"role": "system", "content": fields.pop("system", "Be terse.")},
+            {"role": "user", "content": "earlier"}, {"role": "assistant", "content": "yes"},
+            {"role": "user", "content": "q"}]
+    body = json.dumps({"model": fields.pop("model", "opus"), "messages": msgs, **fields})
+    return plan_invocation(structure_request(body), OPTS, inherited_env={"HOME": "/h", "A": "1"},
+                           session=session)
+
+
+SESSIONS = [
+    SessionPlan(session_id="s-1", resume=False, cwd="/ws/conv_1"),
+    SessionPlan(session_id="s-2", resume=False, cwd="/ws/conv_2"),
+    SessionPlan(session_id="s-1", resume=True, cwd="/ws/conv_1"),
+    SessionPlan(session_id="s-3", resume=True, cwd="/elsewhere", system_prompt="unused"),
+]
+
+
+def test_the_process_key_leaves_the_session_out() -> None:
+    plans = [session_plan(s) for s in SESSIONS]
+    assert len({p.argv for p in plans}) == len(plans)  # the sessions differ in the argv...
+    assert len({p.process_key for p in plans}) == 1  # ...and nowhere else
+    for inv in plans:
+        assert "--session-id" not in inv.process_key[0] and "--resume" not in inv.process_key[0]
+        assert inv.process_key == shape_of(inv)  # what the server took the argv apart for
+        hash(inv.process_key)
+
+
+def test_the_process_key_tells_different_processes_apart() -> None:
+    session = SESSIONS[0]
+    key = session_plan(session).process_key
+    assert session_plan(session, model="sonnet").process_key != key
+    assert session_plan(session, system="Be verbose.").process_key != key
+    assert session_plan(session, reasoning_effort="high").process_key != key
+    stateless = session_plan(None)
+    assert stateless.process_key != key and stateless.process_key == shape_of(stateless)
+
+
+def test_a_hand_built_invocation_keys_on_all_of_it() -> None:
+    inv = Invocation(argv=("c", "--resume", "x"), env={"B": "2", "A": "1"}, stdin=b"", cwd="/")
+    assert inv.process_key == (("c", "--resume", "x"), (("A", "1"), ("B", "2")))

@@ -1,22 +1,36 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccproto import (
     NEED_DATA,
+    AssistantMessage,
+    CLIError,
     CLIStream,
+    ControlResponse,
     Exit,
+    NonJSONLine,
     ReasoningDelta,
+    Record,
+    Result,
+    StreamEvent,
+    SystemEvent,
+    SystemInit,
     TextDelta,
     Turn,
     TurnEvent,
     TurnFailed,
     TurnFinished,
     TurnState,
+    UnknownRecord,
+    UserMessage,
     parse_record,
 )
+from ccproto.turn import FAILING_RESULT, INPUTS, PROTOCOL_ERRORS, TRANSITIONS, TurnInput
 
 from . import records as r
 
@@ -164,3 +178,97 @@ def test_stream_and_turn_together() -> None:
         if isinstance(event, Exit):
             break
     assert texts(out) == ["x"] and turn.state is TurnState.ENDED
+
+
+# ---- the state machine, exhaustively (after h2's tests/test_state_machines.py) -----------
+
+# One record per table input, subagent and retry lines included: (input, record).
+SAMPLES: list[tuple[TurnInput, Record | Exit]] = [
+    (SystemInit, parse_record(r.init())),
+    (SystemEvent, parse_record(r.api_retry())),
+    (SystemEvent, parse_record({**r.api_retry(), "parent_tool_use_id": "toolu_1"})),
+    (StreamEvent, parse_record(r.message_start("m1"))),
+    (StreamEvent, parse_record(r.text_delta("x"))),
+    (StreamEvent, parse_record(r.text_delta("sub", parent="toolu_1"))),
+    (AssistantMessage, parse_record(r.assistant("m1", r.text_block("x")))),
+    (AssistantMessage, parse_record(r.assistant("x", r.text_block("API Error"), model="<synthetic>"))),
+    (UserMessage, parse_record({"type": "user", "message": {"content": [{"type": "tool_result"}]}})),
+    (ControlResponse, parse_record({"type": "control_response", "response": {"subtype": "success"}})),
+    (UnknownRecord, parse_record({"type": "something_new"})),
+    (NonJSONLine, NonJSONLine(text="not json")),
+    (Result, parse_record(r.result())),
+    (Result, parse_record(r.result(is_error=True, stop_reason="refusal"))),
+    (FAILING_RESULT, parse_record(r.result(is_error=True, status=529))),
+    (Exit, Exit(returncode=0, stderr_tail="")),
+    (Exit, Exit(returncode=1, stderr_tail="Error: boom")),
+]
+
+# A real run that leaves the interpreter in each state.
+REACH: dict[TurnState, list[Record | Exit]] = {
+    TurnState.STARTING: [],
+    TurnState.RUNNING: [parse_record(r.init())],
+    TurnState.DONE: [parse_record(r.init()), parse_record(r.result())],
+    TurnState.ENDED: [parse_record(r.init()), parse_record(r.result()), Exit(returncode=0, stderr_tail="")],
+    TurnState.FAILED: [parse_record(r.init()), Exit(returncode=1, stderr_tail="")],
+}
+
+LIVE = (TurnState.STARTING, TurnState.RUNNING)
+
+
+def reach(state: TurnState) -> Turn:
+    turn = Turn()
+    for record in REACH[state]:
+        turn.feed(record)
+    assert turn.state is state
+    return turn
+
+
+def test_the_samples_cover_every_input_and_every_state_is_reached() -> None:
+    assert {what for what, _ in SAMPLES} == set(INPUTS)
+    assert set(REACH) == set(TurnState)
+
+
+@given(st.sampled_from(TurnState), st.sampled_from(SAMPLES))
+def test_every_input_in_every_state_is_a_legal_move_or_a_protocol_error(
+    state: TurnState, sample: tuple[TurnInput, Record | Exit]
+) -> None:
+    what, record = sample
+    turn = reach(state)
+    settled = turn.outcome
+    expected = TRANSITIONS[state].get(what)
+    if expected is None:
+        with pytest.raises(CLIError):
+            turn.feed(record)
+        assert turn.state is TurnState.FAILED
+        return
+    events = turn.feed(record)
+    assert turn.state is expected
+    # One outcome per turn: produced exactly when the table settles a live turn.
+    outcomes = [e for e in events if isinstance(e, TurnFinished | TurnFailed)]
+    if state in LIVE and expected in (TurnState.DONE, TurnState.FAILED):
+        assert outcomes == [turn.outcome]
+        assert isinstance(turn.outcome, TurnFailed) == (expected is TurnState.FAILED)
+    else:
+        assert outcomes == [] and turn.outcome is settled
+    if state not in LIVE:
+        assert events == []  # a settled turn ignores everything
+
+
+def test_the_table_decides_every_pair() -> None:
+    # Every kind of record the stream yields is an input, as is the exit and a failing result.
+    assert set(INPUTS) == {*get_args(Record), Exit, FAILING_RESULT}
+    assert set(TRANSITIONS) == set(TurnState)
+    defined = {(state, what) for state, row in TRANSITIONS.items() for what in row}
+    everything = {(state, what) for state in TurnState for what in INPUTS}
+    # A pair is in the table or a documented protocol error, never both, never neither.
+    assert not defined & PROTOCOL_ERRORS
+    assert defined | PROTOCOL_ERRORS == everything
+
+
+def test_input_after_the_exit_is_a_protocol_error() -> None:
+    turn, _ = run([r.init(), r.result()])
+    with pytest.raises(CLIError) as info:
+        turn.feed(parse_record(r.init()))
+    assert info.value.status_hint == 502 and "state=ended" in info.value.message
+    assert turn.state is TurnState.FAILED
+    assert turn.feed(Exit(returncode=0, stderr_tail="")) == []  # and stays there
