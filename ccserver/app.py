@@ -19,7 +19,7 @@ from .edge.asgi import ClientGone, Receive, Scope, Send, header, send_json
 from .edge.auth import Auth, browser_problem
 from .edge.auth import configured as auth_configured
 from .edge.cors import Cors
-from .errors import MethodNotAllowed, OriginRefused, UnknownURL, error_payload
+from .errors import MethodNotAllowed, OriginRefused, UnknownURL, error_payload, unwrap_single
 from .gateway import Gateway
 from .http.chat import chat_completions
 from .http.conversations import (
@@ -80,11 +80,6 @@ def _route(path: str) -> tuple[str | None, str | None]:
     if arg and f"{head}/{{}}" in ROUTES:
         return f"{head}/{{}}", arg
     return None, None
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    return [leaf for exc in group.exceptions
-            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
 
 
 class App:
@@ -195,10 +190,11 @@ class App:
         try:
             return await handler(self.gateway, scope, receive, send, headers)
         except BaseExceptionGroup as group:
-            # Handlers run nurseries, which wrap what escapes them; one error is one error.
-            leaves = _leaves(group)
-            if len(leaves) == 1 and isinstance(leaves[0], Exception):
-                raise leaves[0] from None
+            # Handlers run nurseries, which wrap what escapes them; one error is one error
+            # (errors.py, group policy). A lone Cancelled stays in its group, for trio.
+            single = unwrap_single(group)
+            if single is not group and isinstance(single, Exception):
+                raise single from None
             raise
 
 
