@@ -1,8 +1,9 @@
 """Errors that ccproto raises, each carrying the OpenAI error it becomes on the wire.
 
-Shaped like h11's ``ProtocolError``: one base class with hints, a subclass for "the
-client's request was bad" and one for "the CLI misbehaved or failed". The server maps
-them to an HTTP response in exactly one place, using the hints.
+Shaped like h11's ``ProtocolError``: an abstract base class with hints, a subclass for
+"the client's request was bad" and one for "the CLI misbehaved or failed". The server
+adds its own subclasses (``ccserver/errors.py``) and maps them all to an HTTP response
+in exactly one place, using the hints.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ __all__ = ["CLIError", "InvalidRequestError", "ProtocolError"]
 
 
 class ProtocolError(Exception):
-    """Base class: an error with an HTTP status and an OpenAI error body.
+    """Abstract base class: an error with an HTTP status and an OpenAI error body.
+
+    Instantiating it directly raises TypeError, as h11's does: which side failed, and so
+    the status, is the subclass's to say, never a call site's (subclasses may still
+    override ``status_hint`` and ``error_type`` per instance, as `CLIError` does for the
+    CLI's many failures).
 
     Attributes:
         status_hint: the HTTP status the server should answer with.
@@ -39,6 +45,8 @@ class ProtocolError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError("ProtocolError is abstract: raise a subclass of it")
         super().__init__(message)
         self.message = message
         if status_hint is not None:

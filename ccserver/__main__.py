@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import trio
 
 from .edge.auth import bind_problem, configured, is_loopback
+from .errors import find_leaf
 from .serve import serve
 from .settings import Settings, SettingsError, load_settings
 
@@ -72,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130  # interrupted while starting, before serve's signal receiver was open
     except BaseException as exc:
-        error = _find_os_error(exc)
+        # trio's strict nurseries wrap it in (possibly nested) exception groups.
+        error = find_leaf(exc, OSError)
         if error is None:
             raise
         # Nearly always the bind (port taken, address not ours): a message, not a traceback.
@@ -80,16 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ccserver: cannot serve on {address}: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def _find_os_error(exc: BaseException) -> OSError | None:
-    # trio's strict nurseries wrap it in (possibly nested) exception groups.
-    if isinstance(exc, OSError):
-        return exc
-    for inner in exc.exceptions if isinstance(exc, BaseExceptionGroup) else ():
-        if (found := _find_os_error(inner)) is not None:
-            return found
-    return None
 
 
 if __name__ == "__main__":

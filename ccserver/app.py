@@ -14,14 +14,12 @@ from typing import Any
 
 import trio
 
-from ccproto import ProtocolError
-
 from .edge.accesslog import SCOPE_KEY, access_line
 from .edge.asgi import ClientGone, Receive, Scope, Send, header, send_json
 from .edge.auth import Auth, browser_problem
 from .edge.auth import configured as auth_configured
 from .edge.cors import Cors
-from .errors import error_payload
+from .errors import MethodNotAllowed, OriginRefused, UnknownURL, error_payload, unwrap_single
 from .gateway import Gateway
 from .http.chat import chat_completions
 from .http.conversations import (
@@ -82,11 +80,6 @@ def _route(path: str) -> tuple[str | None, str | None]:
     if arg and f"{head}/{{}}" in ROUTES:
         return f"{head}/{{}}", arg
     return None, None
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    return [leaf for exc in group.exceptions
-            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
 
 
 class App:
@@ -174,8 +167,7 @@ class App:
                         headers: list[tuple[str, str]]) -> int:
         route, arg = _route(scope["path"])
         if route is None:
-            raise ProtocolError(f"Unknown path: {scope['path']}", status_hint=404,
-                                error_type="invalid_request_error", code="unknown_url")
+            raise UnknownURL(f"Unknown path: {scope['path']}")
         methods = ROUTES[route]
         allow = ", ".join([*methods, "OPTIONS"])
         if scope["method"] == "OPTIONS":
@@ -185,28 +177,24 @@ class App:
             return 204
         problem = browser_problem(scope, self.auth, self.cors, self.gateway.settings.server.host)
         if problem is not None:
-            raise ProtocolError(problem, status_hint=403, error_type="invalid_request_error",
-                                code="origin_not_allowed")
+            raise OriginRefused(problem)
         if route not in _OPEN_ROUTES:
             self.auth.check(scope)
         handler = methods.get(scope["method"])
         if handler is None:
-            await send_json(
-                send, 405,
-                ProtocolError(f"Method {scope['method']} is not allowed on {scope['path']}",
-                              status_hint=405, error_type="invalid_request_error",
-                              code="method_not_allowed").to_body(),
-                [*headers, ("allow", allow)],
-            )
+            # Sent here, not raised: the answer carries ``Allow``.
+            await send_json(send, 405, MethodNotAllowed(scope["method"], scope["path"]).to_body(),
+                            [*headers, ("allow", allow)])
             return 405
         scope["ccserver.path_arg"] = arg
         try:
             return await handler(self.gateway, scope, receive, send, headers)
         except BaseExceptionGroup as group:
-            # Handlers run nurseries, which wrap what escapes them; one error is one error.
-            leaves = _leaves(group)
-            if len(leaves) == 1 and isinstance(leaves[0], Exception):
-                raise leaves[0] from None
+            # Handlers run nurseries, which wrap what escapes them; one error is one error
+            # (errors.py, group policy). A lone Cancelled stays in its group, for trio.
+            single = unwrap_single(group)
+            if single is not group and isinstance(single, Exception):
+                raise single from None
             raise
 
 

@@ -13,20 +13,14 @@ from collections.abc import Mapping
 
 import trio
 
-from ccproto import ProtocolError, ResponseBuilder, ResponsesRequest, dumps
+from ccproto import ResponseBuilder, ResponsesRequest, dumps
 
 from ..conversations.registry import Conversations
 from ..conversations.store import ConversationStore
-from ..errors import ConversationNotFound
+from ..errors import ConversationNotFound, PreviousResponseNotFound
 from .run import Run
 
-__all__ = ["continued_conversation", "new_builder", "response_not_found", "save_response"]
-
-
-def response_not_found(message: str, param: str | None) -> ProtocolError:
-    return ProtocolError(message, status_hint=404, error_type="invalid_request_error",
-                         code="previous_response_not_found" if param else "response_not_found",
-                         param=param)
+__all__ = ["continued_conversation", "new_builder", "save_response"]
 
 
 async def continued_conversation(conversations: Conversations, request: ResponsesRequest,
@@ -43,14 +37,13 @@ async def continued_conversation(conversations: Conversations, request: Response
     if conversation_id is None:
         found = await conversations.store.get_response(previous)
         if found is None:
-            raise response_not_found(f"No response found with id '{previous}'",
-                                     "previous_response_id")
+            raise PreviousResponseNotFound(f"No response found with id '{previous}'")
         conversation_id = found[0]
     try:
         await conversations.get(conversation_id)
     except ConversationNotFound:
-        raise response_not_found(f"Response '{previous}' belongs to a conversation that has "
-                                 "expired or was deleted", "previous_response_id") from None
+        raise PreviousResponseNotFound(f"Response '{previous}' belongs to a conversation "
+                                       "that has expired or was deleted") from None
     return conversation_id
 
 

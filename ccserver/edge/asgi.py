@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from ccproto import ProtocolError
+from ..errors import PayloadTooLarge
 
 __all__ = [
     "ASGIApp",
@@ -57,7 +57,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """
     declared = header(scope, "content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise PayloadTooLarge(limit)
     body = bytearray()
     while True:
         message = await receive()
@@ -65,18 +65,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise ClientGone
         body += message.get("body", b"")
         if len(body) > limit:
-            raise _too_large(limit)
+            raise PayloadTooLarge(limit)
         if not message.get("more_body", False):
             return bytes(body)
-
-
-def _too_large(limit: int) -> ProtocolError:
-    return ProtocolError(
-        f"Request body is larger than the server's limit of {limit} bytes",
-        status_hint=413,
-        error_type="invalid_request_error",
-        code="request_too_large",
-    )
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:

@@ -12,8 +12,7 @@ import hmac
 import ipaddress
 from pathlib import Path
 
-from ccproto import ProtocolError
-
+from ..errors import Unauthorized
 from ..settings import Settings, SettingsError
 from ..settings.sections import AuthSettings
 from .asgi import Scope, header
@@ -64,14 +63,13 @@ def presented_key(scope: Scope) -> str | None:
     return api_key.strip() if api_key and api_key.strip() else None
 
 
-def unauthorized(given: bool) -> ProtocolError:
+def unauthorized(given: bool) -> Unauthorized:
     """The 401 OpenAI sends for a missing or wrong key (same type and code)."""
     message = (
         "Incorrect API key provided" if given else
         "You didn't provide an API key: send it as 'Authorization: Bearer KEY' or 'x-api-key'"
     )
-    return ProtocolError(message, status_hint=401, error_type="invalid_request_error",
-                         code="invalid_api_key")
+    return Unauthorized(message)
 
 
 class Auth:
@@ -85,7 +83,7 @@ class Auth:
         """Return if the request may proceed.
 
         Raises:
-            ProtocolError: 401, when keys are configured and the request has none of them.
+            Unauthorized: 401, when keys are configured and the request has none of them.
         """
         if not self.enabled:
             return

@@ -5,9 +5,10 @@ They answer from settings and start-up state alone; no CLI runs for them.
 
 from __future__ import annotations
 
-from ccproto import Model, ModelList, ProtocolError, dumps, model_names, valid_models
+from ccproto import Model, ModelList, dumps, model_names, valid_models
 
 from ..edge.asgi import Receive, Scope, Send, send_json
+from ..errors import ModelNotFound
 from ..gateway import Gateway
 
 __all__ = ["get_model", "list_models"]
@@ -30,8 +31,6 @@ async def get_model(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                     headers: list[tuple[str, str]]) -> int:
     model_id = scope["ccserver.path_arg"]
     if model_id not in _model_ids(gw):
-        raise ProtocolError(f"The model '{model_id}' does not exist", status_hint=404,
-                            error_type="invalid_request_error", code="model_not_found",
-                            param="model")
+        raise ModelNotFound(model_id)
     await send_json(send, 200, dumps(Model(id=model_id)), headers)
     return 200

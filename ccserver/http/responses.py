@@ -26,15 +26,10 @@ from ccproto import (
 )
 
 from ..core.run import Run, open_turn
-from ..core.stored_responses import (
-    continued_conversation,
-    new_builder,
-    response_not_found,
-    save_response,
-)
+from ..core.stored_responses import continued_conversation, new_builder, save_response
 from ..edge.accesslog import SCOPE_KEY, log_usage
 from ..edge.asgi import Receive, Scope, Send, cancel_on_disconnect, read_body, send_json
-from ..errors import error_payload
+from ..errors import ResponseNotFound, error_payload
 from ..gateway import Gateway
 from .sse import held_sse_stream
 
@@ -108,6 +103,6 @@ async def get_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,
     response_id = scope["ccserver.path_arg"]
     found = await gw.store.get_response(response_id)
     if found is None:
-        raise response_not_found(f"No response found with id '{response_id}'", None)
+        raise ResponseNotFound(response_id)
     await send_json(send, 200, found[1].encode(), headers)
     return 200

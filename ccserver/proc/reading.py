@@ -15,6 +15,7 @@ import trio
 
 from ccproto import NEED_DATA, CLIError, CLIStream, Exit, Turn, TurnEvent, TurnFailed
 
+from ..errors import CLIStartFailed, CLITimeout
 from .cli import CLIProcess
 from .spawn import ProcessStartError
 
@@ -38,27 +39,14 @@ class EventSink(Protocol):
 
 
 def _timeout(what: str, seconds: float) -> TurnFailed:
-    return TurnFailed(
-        error=CLIError(
-            f"Claude Code {what} ({seconds:g} s)",
-            status_hint=504,
-            error_type="server_error",
-            code="timeout",
-            retryable=True,
-        )
-    )
+    return TurnFailed(error=CLITimeout(f"Claude Code {what} ({seconds:g} s)"))
 
 
 def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
     """The turn outcome for a CLI that could not start or broke the protocol."""
     if isinstance(exc, CLIError):
         return TurnFailed(error=exc)
-    error = CLIError(
-        f"Claude Code could not be started: {exc}",
-        status_hint=503,
-        error_type="server_error",
-        code="cli_unavailable",
-    )
+    error = CLIStartFailed(f"Claude Code could not be started: {exc}")
     error.__cause__ = exc  # the retry policy judges the start failure's own cause
     return TurnFailed(error=error)
 

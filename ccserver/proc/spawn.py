@@ -23,6 +23,7 @@ import trio
 
 from ccproto import Invocation
 
+from ..errors import raise_single
 from . import tree as procs
 from .cli import STDERR_SETTLE, CLIProcess
 from .tree import ProcInfo, live_descendants
@@ -93,13 +94,9 @@ async def open_cli(
     except BaseExceptionGroup as group:
         # The background tasks swallow their expected errors, so a one-exception group holds
         # the block's own exception (or Cancelled): re-raise that very object, so that
-        # callers see `except ValueError` work and asynccontextmanager recognises it.
-        if len(group.exceptions) == 1:
-            exc, context = group.exceptions[0], group.exceptions[0].__context__
-            try:
-                raise exc
-            finally:
-                exc.__context__ = context  # not the group we unwrapped it from
+        # callers see `except ValueError` work and asynccontextmanager recognises it
+        # (errors.py, group policy: one level, the same object, its own __context__).
+        raise_single(group)
         raise
     finally:
         del _live[token]

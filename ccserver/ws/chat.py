@@ -22,7 +22,6 @@ from ccproto import (
     ChatCompletionChunk,
     ChunkBuilder,
     InvalidRequestError,
-    ProtocolError,
     TurnFailed,
     TurnFinished,
     dumps,
@@ -31,6 +30,7 @@ from ccproto import (
 )
 
 from ..core.run import open_turn
+from ..errors import DuplicateRequestId, TooManyRequests, UnknownRequestId
 from ..gateway import Gateway
 from .socket import Socket, error_frame_payload, serve_frames
 
@@ -74,9 +74,7 @@ class _Connection:
         """Stop a request and tell the client at once; its CLI is stopped meanwhile."""
         scope = self.running.pop(request_id, None)
         if scope is None:
-            await self.error(request_id, ProtocolError(
-                f"No request with id '{request_id}' is running", status_hint=404,
-                error_type="invalid_request_error", code="unknown_id", param="id"))
+            await self.error(request_id, UnknownRequestId(request_id))
             return
         scope.cancel()
         await self.error(request_id, InvalidRequestError(
@@ -141,14 +139,9 @@ class _Connection:
         if kind == "chat.completions.create":
             limit = self.gw.settings.websocket.max_concurrent_per_socket
             if request_id in self.running:
-                await self.error(request_id, ProtocolError(
-                    f"A request with id '{request_id}' is already running", status_hint=409,
-                    error_type="invalid_request_error", code="duplicate_id", param="id"))
+                await self.error(request_id, DuplicateRequestId(request_id))
             elif len(self.running) >= limit:
-                await self.error(request_id, ProtocolError(
-                    f"This socket already runs {limit} requests; wait for one to finish",
-                    status_hint=429, error_type="rate_limit_error",
-                    code="too_many_requests"))
+                await self.error(request_id, TooManyRequests(limit))
             else:
                 scope = self.running[request_id] = trio.CancelScope()
                 nursery.start_soon(self.create, request_id, frame.get("request"), scope)

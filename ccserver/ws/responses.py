@@ -20,7 +20,6 @@ import trio
 
 from ccproto import (
     InvalidRequestError,
-    ProtocolError,
     ResponseBuilder,
     TurnFinished,
     chat_request,
@@ -30,6 +29,7 @@ from ccproto import (
 
 from ..core.run import open_turn
 from ..core.stored_responses import continued_conversation, new_builder, save_response
+from ..errors import ResponseInProgress
 from ..gateway import Gateway
 from .socket import Socket, error_frame_payload, serve_frames
 
@@ -129,11 +129,7 @@ class _Connection:
             stream_id = frame.get("stream_id")
             stream_id = stream_id if isinstance(stream_id, str) else None
             if self.current is not None:
-                await self.error(ProtocolError(
-                    "A response is already in progress on this connection; wait for it "
-                    "to finish or send response.cancel", status_hint=409,
-                    error_type="invalid_request_error", code="response_in_progress"),
-                    stream_id)
+                await self.error(ResponseInProgress(), stream_id)
                 return
             self.current = _Response(stream_id=stream_id)
             nursery.start_soon(self.create, frame, self.current)

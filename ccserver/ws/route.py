@@ -20,6 +20,7 @@ from ..edge.accesslog import access_line
 from ..edge.asgi import Receive, Scope, Send, header
 from ..edge.auth import Auth
 from ..edge.cors import Cors
+from ..errors import OriginRefused, UnknownURL
 from ..gateway import Gateway
 from .chat import chat_socket
 from .responses import responses_socket
@@ -63,14 +64,11 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
 
     try:
         if surface is None:
-            raise ProtocolError(f"No WebSocket endpoint at {scope['path']}", status_hint=404,
-                                error_type="invalid_request_error", code="unknown_url")
+            raise UnknownURL(f"No WebSocket endpoint at {scope['path']}")
         # Browsers let any page open a WebSocket to localhost (no CORS preflight), so a
         # browser's Origin must be one CORS allows; other clients send none.
         if header(scope, "origin") is not None and cors.allowed_origin(scope) is None:
-            raise ProtocolError("This Origin may not open WebSockets on this server",
-                                status_hint=403, error_type="invalid_request_error",
-                                code="origin_not_allowed")
+            raise OriginRefused("This Origin may not open WebSockets on this server")
         auth.check(scope)
     except ProtocolError as exc:
         await _refuse(scope, send, exc)

@@ -20,7 +20,7 @@ import trio
 from ccproto import InvalidRequestError
 
 from ..edge.asgi import Receive, Send
-from ..errors import error_payload
+from ..errors import error_payload, unwrap_single
 from ..settings.sections import WebSocketSettings
 
 __all__ = ["Dispatch", "Socket", "error_frame_payload", "serve_frames"]
@@ -123,11 +123,9 @@ def error_frame_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """(status, OpenAI error body) for what a request on a socket raised.
 
     A request's nurseries wrap what escapes them; a group of one error is that error, as
-    for HTTP requests (app.py).
+    for HTTP requests (errors.py, group policy).
     """
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    status, body, _ = error_payload(exc)
+    status, body, _ = error_payload(unwrap_single(exc))
     return status, body
 
 
