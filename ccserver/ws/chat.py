@@ -48,35 +48,35 @@ class _Connection:
     def __init__(self, gw: Gateway, socket: Socket) -> None:
         self.gw, self.socket = gw, socket
         #: Requests in flight: id -> the cancel scope of its run.
-        self.running: dict[str, trio.CancelScope] = {}
+        self.runs_by_id: dict[str, trio.CancelScope] = {}
 
     async def error(self, request_id: str | None, exc: BaseException) -> None:
         status, body = error_frame_payload(exc)
         await self.socket.send({"type": "error", "id": request_id, "status": status, **body})
 
-    async def create(self, request_id: str, body: Any, scope: trio.CancelScope) -> None:
+    async def create(self, request_id: str, body: Any, run_scope: trio.CancelScope) -> None:
         try:
-            with scope:
-                await self._create(request_id, body, scope)
+            with run_scope:
+                await self._create(request_id, body, run_scope)
         except Exception as exc:
-            self._finish(request_id, scope)
+            self._finish(request_id, run_scope)
             await self.error(request_id, exc)
         finally:
-            self._finish(request_id, scope)
+            self._finish(request_id, run_scope)
 
-    def _finish(self, request_id: str, scope: trio.CancelScope) -> None:
+    def _finish(self, request_id: str, run_scope: trio.CancelScope) -> None:
         # The id is free before the last frame goes out: the client may reuse it as soon
         # as it has that frame, while this CLI is still exiting.
-        if self.running.get(request_id) is scope:
-            del self.running[request_id]
+        if self.runs_by_id.get(request_id) is run_scope:
+            del self.runs_by_id[request_id]
 
     async def cancel(self, request_id: str) -> None:
         """Stop a request and tell the client at once; its CLI is stopped meanwhile."""
-        scope = self.running.pop(request_id, None)
-        if scope is None:
+        run_scope = self.runs_by_id.pop(request_id, None)
+        if run_scope is None:
             await self.error(request_id, UnknownRequestId(request_id))
             return
-        scope.cancel()
+        run_scope.cancel()
         await self.error(request_id, InvalidRequestError(
             "The request was cancelled by the client", code="request_cancelled"))
 
@@ -86,13 +86,13 @@ class _Connection:
         await trio.lowlevel.checkpoint_if_cancelled()
         await self.socket.send_text(text)
 
-    async def _create(self, request_id: str, body: Any, scope: trio.CancelScope) -> None:
+    async def _create(self, request_id: str, body: Any, run_scope: trio.CancelScope) -> None:
         if not isinstance(body, dict):
             raise InvalidRequestError("'request' must be a Chat Completions request object",
                                       param="request")
         request = structure_request(json.dumps(body))
         async with open_turn(self.gw.turn_services(), request,
-                                  conversation_id=request.conversation_id) as run:
+                             conversation_id=request.conversation_id) as run:
             builder = ChunkBuilder(
                 completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()),
                 model=run.model, conversation_id=run.conversation_id,
@@ -105,7 +105,7 @@ class _Connection:
                 event = await run.receive()
                 await trio.lowlevel.checkpoint_if_cancelled()
                 if type(event) is TurnFailed:
-                    self._finish(request_id, scope)
+                    self._finish(request_id, run_scope)
                     await self.error(request_id, event.error)
                     return
                 if not started:
@@ -114,7 +114,7 @@ class _Connection:
                     await self._send(_chunk_frame(request_id, builder.start()))
                 chunks = builder.feed(event)
                 if type(event) is TurnFinished:
-                    self._finish(request_id, scope)
+                    self._finish(request_id, run_scope)
                 for chunk in chunks:
                     await self._send(_chunk_frame(request_id, chunk))
                 if type(event) is TurnFinished:
@@ -138,13 +138,13 @@ class _Connection:
             return
         if kind == "chat.completions.create":
             limit = self.gw.settings.websocket.max_concurrent_per_socket
-            if request_id in self.running:
+            if request_id in self.runs_by_id:
                 await self.error(request_id, DuplicateRequestId(request_id))
-            elif len(self.running) >= limit:
+            elif len(self.runs_by_id) >= limit:
                 await self.error(request_id, TooManyRequests(limit))
             else:
-                scope = self.running[request_id] = trio.CancelScope()
-                nursery.start_soon(self.create, request_id, frame.get("request"), scope)
+                run_scope = self.runs_by_id[request_id] = trio.CancelScope()
+                nursery.start_soon(self.create, request_id, frame.get("request"), run_scope)
         else:
             await self.cancel(request_id)
 

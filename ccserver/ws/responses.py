@@ -40,7 +40,7 @@ __all__ = ["responses_socket"]
 class _Response:
     """The response in flight: what cancels it, and its builder once it started."""
 
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    run_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     stream_id: str | None = None
     builder: ResponseBuilder | None = None
 
@@ -68,7 +68,7 @@ class _Connection:
             await self.error(InvalidRequestError("No response is in progress",
                                                  code="no_response_in_progress"))
             return
-        current.scope.cancel()
+        current.run_scope.cancel()
         if current.builder is not None:
             await self.send_all(current.builder.cancel())
         else:  # still waiting for its conversation or a CLI slot
@@ -78,7 +78,7 @@ class _Connection:
 
     async def create(self, frame: dict[str, Any], current: _Response) -> None:
         try:
-            with current.scope:
+            with current.run_scope:
                 await self._create(frame, current)
         except Exception as exc:
             # Before response.created (invalid, unknown previous response, busy, ...).
