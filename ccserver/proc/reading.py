@@ -1,6 +1,6 @@
 """Read one CLI turn and hand out its `TurnEvent`s: the bridge between runner and ccproto.
 
-`drive_turn` reads a (persistent) CLI's stdout until the turn's outcome. Text and the final
+`read_turn` reads a (persistent) CLI's stdout until the turn's outcome. Text and the final
 `TurnFinished` go to the caller's channel as they come; a failure is returned instead, so
 the caller can still decide to start the turn again while nothing has reached the client.
 """
@@ -18,7 +18,7 @@ from ccproto import NEED_DATA, CLIError, CLIStream, Exit, Turn, TurnEvent, TurnF
 from .cli import CLIProcess
 from .spawn import ProcessStartError
 
-__all__ = ["EventSink", "RunLimits", "drive_turn", "failure_event"]
+__all__ = ["EventSink", "RunLimits", "failure_event", "read_turn"]
 
 log = logging.getLogger("ccserver.turns")
 
@@ -63,7 +63,7 @@ def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
     return TurnFailed(error=error)
 
 
-async def drive_turn(
+async def read_turn(
     proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink
 ) -> TurnFailed | None:
     """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished.
