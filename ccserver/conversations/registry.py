@@ -51,14 +51,13 @@ class Identity(NamedTuple):
     conversation_id: str
     session_id: str
     cwd: str
-    #: ``cwd`` is the conversation's own directory (``isolate_workspaces``), not the shared
-    #: workspace: whoever makes it for a conversation that never comes may remove it.
+    #: ``cwd`` is its own (``isolate_workspaces``), not shared: removable if it never comes.
     own_cwd: bool = False
 
 
 def starts_afresh(request: ChatCompletionRequest, conversation_id: str | None) -> bool:
-    """Whether ``request`` starts a new conversation with no earlier turns: the only
-    kind that can take a warm process's `Identity` (`Conversations.claim_turn`)."""
+    """Whether ``request`` starts a conversation with no earlier turns (`claim_turn`
+    then takes a warm process's `Identity`)."""
     return not conversation_id and len(request_history(request)[1]) == 1
 
 
@@ -146,6 +145,7 @@ class Conversations:
                                        conversation.turns)
             yield ticket
         finally:
+            # Shielded: a cancelled turn must still be rolled back and its lock released.
             with trio.CancelScope(shield=True):
                 try:
                     await self._settle(ticket)

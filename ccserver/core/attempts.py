@@ -61,6 +61,7 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
             await lease.give_back(good=False)
             await services.conversations.files.roll_back(
                 conversation.cwd, conversation.session_id, conversation.turns)
+            # Not shielded: a client gone meanwhile ends the turn here.
             await trio.sleep(services.retry.backoff(attempt))
             attempt += 1
 

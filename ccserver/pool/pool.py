@@ -85,8 +85,14 @@ class Pool:
     # ---- lifetime ------------------------------------------------------------------------
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host every process and keep the warm ones topped up, until cancelled; then
-        every process is killed and reaped before this returns."""
+        """Host every process and keep the warm ones topped up, until cancelled.
+
+        Started with ``nursery.start``: turns can lease processes once it has started.
+
+        Resource handling: when cancelled, every process still hosted is killed (its
+        ``lifetime`` cancelled) and reaped, with everything it started, before this
+        returns; `shutdown` first lets the idle ones exit by themselves.
+        """
         async with self._host.open():
             task_status.started()
             while True:

@@ -68,7 +68,19 @@ async def read_turn(
 ) -> TurnFailed | None:
     """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished.
 
-    ``stream`` belongs to the process: a persistent CLI's next turn goes on reading it.
+    Args:
+        proc: the CLI, its turn already written to its stdin.
+        stream: the process's own parser: a persistent CLI's next turn goes on reading it.
+        limits: the turn's deadlines (first output, idle gap, total).
+        events: where text and the final `TurnFinished` go, as they come.
+
+    Returns:
+        None once the turn finished (its `TurnFinished` sent); else the `TurnFailed`,
+        unsent, so the caller may still start the turn again: a timeout, an error result,
+        or the CLI's exit before its result.
+
+    Resource handling: the process is neither stopped nor closed here; whoever hosts it
+    decides whether it serves another turn.
 
     Raises:
         CLIError: the CLI broke the stream-json protocol (say, a line over the limit).
