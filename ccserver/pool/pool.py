@@ -117,7 +117,7 @@ class Pool:
     def want(self, shape: Hashable, fresh: Fresh) -> None:
         """Note a shape a new conversation asked for; warm processes follow the latest."""
         self._shapes.note(shape, fresh)
-        self._wake.set()
+        self._refill_soon()
 
     def stats(self) -> dict[str, int]:
         counters = self._books.counters + self._host.counters
@@ -131,7 +131,7 @@ class Pool:
     async def lease(self) -> AsyncIterator[Lease]:
         """One turn's hold on the pool; leaving the block gives back what it did not use."""
         lease = Lease(self._books, self._host, idle_seconds=self.idle_seconds,
-                      refill=self._wake.set)
+                      refill=self._refill_soon)
         try:
             yield lease
         finally:
@@ -147,6 +147,10 @@ class Pool:
             await self._host.stop(process)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _refill_soon(self) -> None:
+        # Through a method: `run` replaces `_wake` after every wake-up.
+        self._wake.set()
 
     def _retire(self, processes: list[PooledProcess]) -> None:
         for process in processes:
