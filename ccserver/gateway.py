@@ -23,8 +23,8 @@ from .conversations.sessions import SessionFiles
 from .conversations.sqlite import SQLiteStore
 from .core.cache import ResponseCache
 from .core.context import TurnServices
+from .core.planning import planner
 from .core.retry import RetryPolicy
-from .core.run import planner
 from .edge.metrics import Stats
 from .errors import CLIUnavailable
 from .pool.admission import Admission
@@ -110,7 +110,7 @@ class Gateway:
             if self.services is not None and self.settings.pool.size:
                 # Warm processes for the plainest request: default model, no system prompt.
                 plain = structure_request(b'{"messages": [{"role": "user", "content": "-"}]}')
-                self.pool.want(*planner(self.services, plain, self.services.options))
+                self.pool.want(*planner(self.services, plain))
             task_status.started()
             await self.janitor.sweep_forever()
 

@@ -42,13 +42,23 @@ from .locks import KeyedLocks
 from .sessions import SessionFiles
 from .store import Conversation, ConversationStore, StoredMessage
 
-__all__ = ["Conversations", "Identity", "Ticket"]
+__all__ = ["Conversations", "Identity", "Ticket", "starts_afresh"]
 
 
 class Identity(NamedTuple):
+    """Who a new conversation is, chosen before it exists (a warm process is started as it)."""
+
     conversation_id: str
     session_id: str
     cwd: str
+    #: ``cwd`` is its own (``isolate_workspaces``), not shared: removable if it never comes.
+    own_cwd: bool = False
+
+
+def starts_afresh(request: ChatCompletionRequest, conversation_id: str | None) -> bool:
+    """Whether ``request`` starts a conversation with no earlier turns (`claim_turn`
+    then takes a warm process's `Identity`)."""
+    return not conversation_id and len(request_history(request)[1]) == 1
 
 
 @attrs.define(kw_only=True)
@@ -88,17 +98,18 @@ class Conversations:
     def new_identity(self) -> Identity:
         """A new conversation's id, CLI session id and working directory."""
         conversation_id = f"conv_{uuid.uuid4().hex}"
-        cwd = self.workspace / conversation_id if self.settings.isolate_workspaces else None
-        return Identity(conversation_id, str(uuid.uuid4()), str(cwd or self.workspace))
+        own = self.settings.isolate_workspaces
+        cwd = self.workspace / conversation_id if own else self.workspace
+        return Identity(conversation_id, str(uuid.uuid4()), str(cwd), own_cwd=own)
 
     async def create(self, *, model: str | None, system_prompt: str | None,
                      metadata: dict[str, str], identity: Identity | None = None
                      ) -> Conversation:
         now = self.clock()
-        conversation_id, session_id, cwd = identity or self.new_identity()
+        identity = identity or self.new_identity()
         conversation = Conversation(
-            id=conversation_id, session_id=session_id,
-            cwd=cwd, model=model, system_prompt=system_prompt,
+            id=identity.conversation_id, session_id=identity.session_id,
+            cwd=identity.cwd, model=model, system_prompt=system_prompt,
             metadata=metadata, created_at=now, updated_at=now,
         )
         await self.store.put(conversation)
@@ -106,24 +117,25 @@ class Conversations:
         return conversation
 
     @asynccontextmanager
-    async def turn(
+    async def claim_turn(
         self,
         request: ChatCompletionRequest,
         *,
         conversation_id: str | None,
         model: str,
-        reserve: Callable[[], Identity | None] = lambda: None,
+        identity: Identity | None = None,
     ) -> AsyncIterator[Ticket]:
-        """Decide and lock the conversation a request continues; roll back unless completed.
+        """Decide and lock the conversation a request continues, for one turn; roll the
+        turn back unless it was recorded (`complete`).
 
         The request must already be valid (the caller plans it once without a session).
-        A new conversation with no earlier turns takes the identity ``reserve`` gives, if
-        any: that of a warm CLI process started for it.
+        A new conversation with no earlier turns (`starts_afresh`) takes ``identity``, if
+        given: that of a warm CLI process started for it.
         """
         system, turns = request_history(request)
         if not turns:
             raise InvalidRequestError("'messages' must contain a user message", param="messages")
-        ticket = await self._ticket(conversation_id, system, turns, model, reserve)
+        ticket = await self._ticket(conversation_id, system, turns, model, identity)
         conversation = ticket.conversation
         try:
             await trio.to_thread.run_sync(
@@ -133,6 +145,7 @@ class Conversations:
                                        conversation.turns)
             yield ticket
         finally:
+            # Shielded: a cancelled turn must still be rolled back and its lock released.
             with trio.CancelScope(shield=True):
                 try:
                     await self._settle(ticket)
@@ -149,7 +162,7 @@ class Conversations:
 
     async def _ticket(self, conversation_id: str | None, system: str | None,
                       turns: tuple[HistoryMessage, ...], model: str,
-                      reserve: Callable[[], Identity | None]) -> Ticket:
+                      identity: Identity | None) -> Ticket:
         if conversation_id:
             await self.get(conversation_id)
             async with self._holding(conversation_id):
@@ -169,7 +182,7 @@ class Conversations:
                         self.counters["matched"] += 1
                         return self._make_ticket(current, turns[-1:])
                     self.locks.release(found.id)  # it moved on meanwhile: start afresh
-        return await self._start(system, turns, model, reserve() if len(turns) == 1 else None)
+        return await self._start(system, turns, model, identity if len(turns) == 1 else None)
 
     @asynccontextmanager
     async def _holding(self, conversation_id: str) -> AsyncIterator[None]:

@@ -1,7 +1,9 @@
-"""One turn for any surface (Chat Completions, Responses, both WebSockets): check and plan
-the request, take its conversation's turn, wait for admission, run the CLI turn with
-retries, and hand the surface its events. Receives a frozen `TurnServices`, never the
-gateway.
+"""One turn for any surface.
+
+``run`` (`open_turn`, `Run`), ``planning`` (the plan before the conversation),
+``attempts`` (the retry loop, which records a finished turn), ``retry`` (the policy), and
+what a turn needs around it: ``context``, ``images``, ``fetch``, ``cache``,
+``stored_responses``.
 """
 
 from __future__ import annotations

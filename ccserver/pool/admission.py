@@ -1,4 +1,11 @@
-"""Admission: at most N live CLI processes, a bounded queue, then 429 with Retry-After."""
+"""Admission: at most N running turns, a bounded queue, then 429 with Retry-After.
+
+This is one of the cap's two books, both set from ``claude.max_concurrent_sessions``
+(pool/pool.py says why both stay): it counts turns that run a CLI process, and is the
+only place a request *waits* for capacity, since only it can tell the client when to
+come back. The pool's own count also takes in idle, starting and exiting processes,
+and it makes room by retiring idle ones rather than by waiting.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,10 @@ __all__ = ["Admission"]
 
 
 class Admission:
-    """Hands out CLI slots.
+    """Hands out CLI slots: one per running turn.
 
     Args:
-        max_live: CLI processes allowed at once (``claude.max_concurrent_sessions``).
+        max_live: turns allowed to run at once (``claude.max_concurrent_sessions``).
         max_queued: requests allowed to wait for a slot; one more is refused at once.
         queue_timeout: how long a request may wait before it is refused.
     """

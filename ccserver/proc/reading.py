@@ -1,6 +1,6 @@
 """Read one CLI turn and hand out its `TurnEvent`s: the bridge between runner and ccproto.
 
-`drive_turn` reads a (persistent) CLI's stdout until the turn's outcome. Text and the final
+`read_turn` reads a (persistent) CLI's stdout until the turn's outcome. Text and the final
 `TurnFinished` go to the caller's channel as they come; a failure is returned instead, so
 the caller can still decide to start the turn again while nothing has reached the client.
 """
@@ -19,7 +19,7 @@ from ..errors import CLIStartFailed, CLITimeout
 from .cli import CLIProcess
 from .spawn import ProcessStartError
 
-__all__ = ["EventSink", "RunLimits", "drive_turn", "failure_event"]
+__all__ = ["EventSink", "RunLimits", "failure_event", "read_turn"]
 
 log = logging.getLogger("ccserver.turns")
 
@@ -51,12 +51,24 @@ def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
     return TurnFailed(error=error)
 
 
-async def drive_turn(
+async def read_turn(
     proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink
 ) -> TurnFailed | None:
     """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished.
 
-    ``stream`` belongs to the process: a persistent CLI's next turn goes on reading it.
+    Args:
+        proc: the CLI, its turn already written to its stdin.
+        stream: the process's own parser: a persistent CLI's next turn goes on reading it.
+        limits: the turn's deadlines (first output, idle gap, total).
+        events: where text and the final `TurnFinished` go, as they come.
+
+    Returns:
+        None once the turn finished (its `TurnFinished` sent); else the `TurnFailed`,
+        unsent, so the caller may still start the turn again: a timeout, an error result,
+        or the CLI's exit before its result.
+
+    Resource handling: the process is neither stopped nor closed here; whoever hosts it
+    decides whether it serves another turn.
 
     Raises:
         CLIError: the CLI broke the stream-json protocol (say, a line over the limit).

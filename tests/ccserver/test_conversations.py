@@ -98,27 +98,27 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 async def test_new_then_matched_by_fingerprint_then_by_id(tmp_path: Path) -> None:
     convs, store, _ = await make(tmp_path)
-    async with convs.turn(request(user("one")), conversation_id=None, model="m") as t1:
+    async with convs.claim_turn(request(user("one")), conversation_id=None, model="m") as t1:
         assert not t1.session.resume and t1.session.cwd.endswith(t1.conversation.id)
         await convs.complete(t1, "reply one", "m")
     cid = t1.conversation.id
     follow = request(user("one"), assistant("reply one"), user("two"))
-    async with convs.turn(follow, conversation_id=None, model="m") as t2:
+    async with convs.claim_turn(follow, conversation_id=None, model="m") as t2:
         assert t2.conversation.id == cid and [t.text for t in t2.new_turns] == ["two"]
         await convs.complete(t2, "reply two", "m")
-    async with convs.turn(request(user("three")), conversation_id=cid, model="m") as t3:
+    async with convs.claim_turn(request(user("three")), conversation_id=cid, model="m") as t3:
         assert t3.conversation.id == cid
     # t3 never completed: nothing of it was stored.
     assert [m.role for m in await store.messages(cid)] == ["user", "assistant"] * 2
     with pytest.raises(ConversationNotFound):
-        async with convs.turn(request(user("x")), conversation_id="conv_nope", model="m"):
+        async with convs.claim_turn(request(user("x")), conversation_id="conv_nope", model="m"):
             pass
 
 
 async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> None:
     convs, store, _ = await make(tmp_path)
     req = request(user("My name is Bob."), assistant("Hi Bob."), user("Name?"))
-    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+    async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         assert ticket.session.resume
         path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -131,7 +131,7 @@ async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> No
 async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path)
     req = request(user("a"), assistant("b"), user("c"))
-    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+    async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         seeded = path.read_bytes()
         with path.open("ab") as f:
@@ -139,13 +139,13 @@ async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
                     b'{"type":"user","message":{"role":"user","content":"c"}}\n')
     assert path.read_bytes() == seeded
     # A completed turn's lines stay; a later failed one is cut after them.
-    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+    async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         await convs.complete(ticket, "d", "m")
         path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         good = seeded + b'{"type":"queue-operation","operation":"enqueue"}\n{"type":"user"}\n'
         path.write_bytes(good)
     cid = ticket.conversation.id
-    async with convs.turn(request(user("e")), conversation_id=cid, model="m"):
+    async with convs.claim_turn(request(user("e")), conversation_id=cid, model="m"):
         with path.open("ab") as f:
             f.write(b'{"type":"queue-operation","operation":"enqueue"}\n')
     assert path.read_bytes() == good
@@ -157,14 +157,14 @@ async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
     order: list[str] = []
 
     async def hold(seconds: float) -> None:
-        async with convs.turn(request(user("1")), conversation_id=conversation.id, model="m"):
+        async with convs.claim_turn(request(user("1")), conversation_id=conversation.id, model="m"):
             order.append("first in")
             await trio.sleep(seconds)
         order.append("first out")
 
     async def follow() -> None:
         await trio.sleep(0.01)
-        async with convs.turn(request(user("2")), conversation_id=conversation.id, model="m"):
+        async with convs.claim_turn(request(user("2")), conversation_id=conversation.id, model="m"):
             order.append("second in")
 
     async with trio.open_nursery() as nursery:
@@ -175,7 +175,7 @@ async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
     async def too_long() -> None:
         await trio.sleep(0.01)
         with pytest.raises(ConversationBusy):
-            async with convs.turn(request(user("3")), conversation_id=conversation.id,
+            async with convs.claim_turn(request(user("3")), conversation_id=conversation.id,
                                   model="m"):
                 pass
 
@@ -190,7 +190,7 @@ async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
 async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> None:
     convs, store, clock = await make(tmp_path, session_timeout_minutes=1)
     req = request(user("a"), assistant("b"), user("c"))
-    async with convs.turn(req, conversation_id=None, model="m") as ticket:
+    async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         await convs.complete(ticket, "d", "m")
     c = ticket.conversation
     path = convs.files.transcript(c.cwd, c.session_id)
@@ -207,18 +207,18 @@ async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> Non
 async def test_history_longer_than_the_limit_is_400(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path, max_history_messages=2)
     with pytest.raises(InvalidRequestError, match="limit is 2"):
-        async with convs.turn(request(user("a"), assistant("b"), user("c")),
+        async with convs.claim_turn(request(user("a"), assistant("b"), user("c")),
                               conversation_id=None, model="m"):
             pass
 
 
 async def test_a_refused_turn_leaves_the_conversation_unlocked(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path, max_history_messages=2)
-    async with convs.turn(request(user("a")), conversation_id=None, model="m") as ticket:
+    async with convs.claim_turn(request(user("a")), conversation_id=None, model="m") as ticket:
         await convs.complete(ticket, "b", "m")
     cid = ticket.conversation.id
     with pytest.raises(InvalidRequestError):  # a third message is over the limit
-        async with convs.turn(request(user("c")), conversation_id=cid, model="m"):
+        async with convs.claim_turn(request(user("c")), conversation_id=cid, model="m"):
             pass
     await janitor(convs).delete(cid)  # not 409: the refused turn released its lock
     with pytest.raises(ConversationNotFound):

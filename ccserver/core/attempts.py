@@ -1,0 +1,86 @@
+"""The attempts of one turn: write it to a CLI process, read it, and start it again on a
+new process while `RetryPolicy` says a new process can fix the failure.
+
+Text and the outcome go to the turn's event channel as they come. A finished turn is
+recorded in its conversation here, before its `TurnFinished` is handed on: a client that
+sends its next turn as soon as it has the answer finds it recorded. So persistence does not
+depend on anyone reading the events.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from ccproto import CLIError, Invocation, TextDelta, TurnEvent, TurnFinished
+
+from ..conversations.registry import Conversations, Ticket
+from ..pool.lease import Lease
+from ..pool.pooled import ProcessPlan
+from ..proc.reading import failure_event, read_turn
+from ..proc.spawn import ProcessStartError
+from .context import TurnServices
+
+__all__ = ["run_attempts"]
+
+log = logging.getLogger("ccserver.completion")
+
+
+async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ticket: Ticket,
+                       model: str, events: trio.MemorySendChannel[TurnEvent]) -> None:
+    """Run the turn on ``lease``'s process (a new one if it has none) until its outcome,
+    which is the last event sent; then close ``events``."""
+    conversation = ticket.conversation
+    async with events:
+        attempt = 1
+        while True:
+            sink = _Sink(events, services.conversations, ticket, model)
+            error: BaseException
+            try:
+                process = lease.process or await lease.start(ProcessPlan(
+                    inv=inv, conversation_id=conversation.id,
+                    session_id=ticket.session.session_id))
+                assert process.proc is not None
+                try:
+                    await process.proc.send(inv.stdin)
+                except trio.BrokenResourceError:
+                    pass  # it exited: reading its stdout reports how
+                failure = await read_turn(process.proc, process.stream, services.limits, sink)
+                if failure is None:
+                    return
+                error = failure.error
+            except (ProcessStartError, CLIError) as exc:
+                failure, error = failure_event(exc), exc
+            if not services.retry.should_retry(error, attempt, sink.sent):
+                await events.send(failure)
+                return
+            log.info("retrying a Claude Code turn that failed before any output: %s", error)
+            # The failed process is gone before its session is rolled back; a new process
+            # resumes the session as the ticket planned it.
+            await lease.give_back(good=False)
+            await services.conversations.files.roll_back(
+                conversation.cwd, conversation.session_id, conversation.turns)
+            # Not shielded: a client gone meanwhile ends the turn here.
+            await trio.sleep(services.retry.backoff(attempt))
+            attempt += 1
+
+
+class _Sink:
+    """Passes one attempt's events on, noting whether any reached the client's side, and
+    records the turn in its conversation before passing its `TurnFinished` on."""
+
+    def __init__(self, events: trio.MemorySendChannel[TurnEvent],
+                 conversations: Conversations, ticket: Ticket, model: str) -> None:
+        self._events = events
+        self._conversations, self._ticket, self._model = conversations, ticket, model
+        self._reply: list[str] = []
+        self.sent = False
+
+    async def send(self, event: TurnEvent, /) -> None:
+        self.sent = True
+        if type(event) is TextDelta:
+            self._reply.append(event.text)
+        elif type(event) is TurnFinished:
+            await self._conversations.complete(self._ticket, "".join(self._reply), self._model)
+        await self._events.send(event)

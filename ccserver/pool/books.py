@@ -1,0 +1,133 @@
+"""The pool's books, and every decision it makes about them, without I/O.
+
+Like httpcore's ``_assign_requests_to_connections()``, each decision here is synchronous:
+it updates the books at once and returns what has to be done (the processes to retire,
+the process a turn gets, the process to stop first). The caller does that I/O after
+(`Lease`, `Pool`), so no two decisions interleave with an await between them.
+
+The books hold the **idle** processes: *warm* ones (started for a conversation that does
+not exist yet) and *bound* ones (kept for their conversation's next turn), and the new
+processes *promised* to turns that made room for one and have not started it yet. A busy
+process is in no book: its turn holds it (`Lease`).
+
+The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
+starting, exiting: the host's ``live``) plus the promised ones.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Container
+
+from ccproto import ProcessKey
+
+from .pooled import PooledProcess
+
+__all__ = ["Books"]
+
+
+class Books:
+    """Idle processes and promises, and the decisions over them."""
+
+    def __init__(self, max_processes: int) -> None:
+        self.max_processes = max_processes
+        self.warm: list[PooledProcess] = []
+        self.bound: dict[str, PooledProcess] = {}  # conversation id -> its idle process
+        self.promised = 0  # new processes turns made room for, not yet started
+        #: "warm_hits", "bound_hits", "misses": how turns found their process.
+        self.counters: Counter[str] = Counter()
+
+    def hosted(self, live: int) -> int:
+        """What the cap counts: ``live`` (every hosted process) and the promised ones."""
+        return live + self.promised
+
+    # ---- a turn's process ----------------------------------------------------------------
+
+    def take_warm(self, shape: ProcessKey) -> PooledProcess | None:
+        """A warm process of ``shape`` for a new conversation, now busy; else None."""
+        for process in self.warm:
+            if process.shape == shape and process.alive:
+                self.warm.remove(process)
+                process.busy = process.taken = True
+                self.counters["warm_hits"] += 1
+                return process
+        return None
+
+    def take_bound(self, conversation_id: str, shape: ProcessKey
+                   ) -> tuple[PooledProcess | None, PooledProcess | None]:
+        """(the conversation's idle process, now busy, or None: a miss; a process to stop).
+
+        A bound process of another shape (the request changed its model or system prompt)
+        or one that died is left to stop: the turn starts a new one after it is gone.
+        """
+        process = self.bound.pop(conversation_id, None)
+        if process is not None and process.shape == shape and process.alive:
+            process.busy = True
+            self.counters["bound_hits"] += 1
+            return process, None
+        self.counters["misses"] += 1
+        return None, process
+
+    def make_room(self, live: int, *, new_process: bool) -> list[PooledProcess]:
+        """The idle processes to retire so the cap has room (one more with
+        ``new_process``, which is then promised); they leave the books now.
+
+        Warm ones go first (they are only a head start, and refill), then the
+        conversations' processes, longest idle first. When every process is busy nothing
+        can go: `Admission` bounds the busy ones below the cap.
+        """
+        needed = 1 if new_process else 0
+        idle = [*self.warm, *sorted(self.bound.values(), key=lambda p: p.idle_since)]
+        retired = idle[:max(0, self.hosted(live) + needed - self.max_processes)]
+        for process in retired:
+            self.drop(process)
+        self.promised += needed
+        return retired
+
+    def release_promise(self) -> None:
+        """A promised process was started (it is live now), or never will be."""
+        self.promised = max(0, self.promised - 1)
+
+    def keeps(self, process: PooledProcess, *, good: bool, idle_seconds: float, now: float
+              ) -> bool:
+        """After its turn: whether ``process`` stays bound to its conversation (then it is
+        booked, idle since ``now``); if not, the caller stops it."""
+        process.busy = False
+        if not good or not process.alive or idle_seconds <= 0:
+            return False
+        process.turns += 1
+        process.idle_since = now
+        self.bound[process.conversation_id] = process
+        return True
+
+    # ---- the pool's own upkeep -----------------------------------------------------------
+
+    def drop(self, process: PooledProcess) -> None:
+        """Forget ``process`` as an idle one: it is retired, killed or gone."""
+        if process in self.warm:
+            self.warm.remove(process)
+        if self.bound.get(process.conversation_id) is process:
+            del self.bound[process.conversation_id]
+
+    def pop_bound(self, conversation_id: str) -> PooledProcess | None:
+        return self.bound.pop(conversation_id, None)
+
+    def idle_before(self, limit: float) -> list[PooledProcess]:
+        """Bound processes idle since before ``limit``, to retire; they leave the books."""
+        expired = [p for p in self.bound.values() if p.idle_since < limit]
+        for process in expired:
+            self.drop(process)
+        return expired
+
+    def unwanted_warm(self, shapes: Container[ProcessKey]) -> list[PooledProcess]:
+        """Warm processes of a shape no longer asked for, to retire; they leave the books."""
+        unwanted = [p for p in self.warm if p.shape not in shapes]
+        for process in unwanted:
+            self.drop(process)
+        return unwanted
+
+    def all_idle(self) -> list[PooledProcess]:
+        """Every idle process, to retire at shutdown; they leave the books."""
+        idle = [*self.warm, *self.bound.values()]
+        self.warm, self.bound = [], {}
+        return idle

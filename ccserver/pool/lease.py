@@ -1,0 +1,106 @@
+"""One turn's hold on the pool (`Lease`): the process the turn runs on, or the room made
+for a new one.
+
+A turn finds its process in this order: a warm one (a new conversation), else its
+conversation's bound one, else a new process, for which the cap must have room. Each step
+is a synchronous decision in `Books` followed by its I/O here. The lease carries what the
+turn holds, so the caller never touches the pool's books: leaving `Pool.lease` gives back
+a process the turn took but never wrote to, and releases a promise it never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from ccproto import ProcessKey
+
+from .books import Books
+from .host import ProcessHost
+from .pooled import PooledProcess, ProcessPlan
+
+__all__ = ["Lease"]
+
+
+class Lease:
+    """What one turn holds of the pool; made by `Pool.lease`."""
+
+    def __init__(self, books: Books, host: ProcessHost, *, idle_seconds: float,
+                 refill: Callable[[], None]) -> None:
+        self._books, self._host = books, host
+        self._idle_seconds = idle_seconds
+        self._refill = refill
+        #: The process the turn runs on; None until it has one (or a new one is started).
+        self.process: PooledProcess | None = None
+        self._promised = False  # the cap counts a new process for this turn
+
+    def take_warm(self, shape: ProcessKey) -> PooledProcess | None:
+        """A warm process of ``shape``, for a new conversation (it takes its identity)."""
+        assert self.process is None
+        self.process = self._books.take_warm(shape)
+        if self.process is not None:
+            self._refill()  # a warm one fewer
+        return self.process
+
+    async def take_bound(self, conversation_id: str, shape: ProcessKey) -> None:
+        """The conversation's bound process, if the turn has none yet and it fits.
+
+        A process of another shape is stopped first, and one still exiting is waited for:
+        two processes must never write one session.
+        """
+        if self.process is not None:
+            return
+        exiting = self._host.exiting(conversation_id)
+        if exiting is not None:
+            await exiting.dead.wait()  # retired: it exits, or is killed, soon
+        self.process, stop = self._books.take_bound(conversation_id, shape)
+        if stop is not None:
+            await self._host.stop(stop)
+
+    async def make_room(self) -> None:
+        """Retire idle processes until the cap has room for this turn (a new process,
+        if it has none), and wait for them to exit."""
+        retired = self._books.make_room(self._host.live, new_process=self.process is None)
+        self._promised = self.process is None
+        for process in retired:
+            self._host.retire(process)
+        for process in retired:
+            await process.dead.wait()
+
+    async def start(self, plan: ProcessPlan) -> PooledProcess:
+        """A new process for the turn (a cold start).
+
+        Raises:
+            ProcessStartError: the CLI could not be started.
+        """
+        assert self.process is None
+        self._books.counters["cold_starts"] += 1
+        process = await self._host.spawn(plan)
+        if self._promised:
+            self._promised = False
+            self._books.release_promise()  # counted as live from here on
+        process.busy = process.taken = True
+        self.process = process
+        return process
+
+    async def give_back(self, *, good: bool) -> None:
+        """The turn is done with its process: a good turn leaves it bound to its
+        conversation; otherwise it is gone when this returns, so the conversation's session
+        files can be rolled back and resumed by another process."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        keep = self._books.keeps(process, good=good, idle_seconds=self._idle_seconds,
+                                 now=trio.current_time())
+        if not keep:
+            await self._host.stop(process, kill=not good)
+
+    async def close(self) -> None:
+        """Give back what the turn took and never used: a process it never wrote to goes
+        back as it was (it holds nothing of the turn), and an unused promise is released."""
+        if self.process is not None:
+            await self.give_back(good=True)
+        if self._promised:
+            self._promised = False
+            self._books.release_promise()

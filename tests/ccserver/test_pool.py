@@ -1,0 +1,249 @@
+"""The warm pool: its decisions without processes (`Books`), then its hosting and a
+turn's `Lease` with the stand-in CLI (tests/support_standin_cli.py) as the process.
+
+Real clock for the hosted tests (subprocess I/O and autojump_clock do not mix); every
+trio test runs under a `trio.fail_after` guard so a hang fails instead of blocking.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import trio
+
+from ccproto import CLIStream, Invocation
+from ccserver.pool.books import Books
+from ccserver.pool.pool import Pool
+from ccserver.pool.pooled import PooledProcess, ProcessPlan
+from ccserver.proc.cli import CLIProcess
+from ccserver.proc.reading import RunLimits
+
+STANDIN = Path(__file__).resolve().parents[1] / "support_standin_cli.py"
+GUARD = 20.0  # seconds; generous for a loaded CI box, far below pytest's patience
+LIMITS = RunLimits(first_output=5, idle=5, total=10, kill_grace=1.0,
+                   max_line_bytes=1 << 20, stderr_tail_bytes=4096)
+
+
+# ---- decisions, no processes -------------------------------------------------------------
+
+def idle(conversation_id: str, shape: Any = "a", *, since: float = 0.0,
+         alive: bool = True) -> PooledProcess:
+    """A process as the books see it; its `proc` only answers `returncode`."""
+    proc = cast(CLIProcess, SimpleNamespace(returncode=None if alive else 1))
+    return PooledProcess(shape=shape, conversation_id=conversation_id, session_id="s",
+                         cwd="/w", stream=CLIStream(), proc=proc, idle_since=since)
+
+
+def books_with(max_processes: int, warm: list[PooledProcess],
+               bound: list[PooledProcess]) -> Books:
+    books = Books(max_processes)
+    books.warm.extend(warm)
+    books.bound.update({p.conversation_id: p for p in bound})
+    return books
+
+
+def test_making_room_retires_warm_first_then_the_longest_idle() -> None:
+    w = idle("w")
+    old, new = idle("old", since=1.0), idle("new", since=5.0)
+    books = books_with(4, [w], [new, old])
+    # 3 idle + 1 busy hosted = 4 = the cap; a turn on a new process needs 1 more.
+    assert books.make_room(4, new_process=True) == [w]
+    # w has exited (3 live); the first turn's promise still counts.
+    assert books.make_room(3, new_process=True) == [old]
+    assert books.promised == 2 and books.bound == {"new": new} and books.warm == []
+
+
+def test_a_turn_on_an_existing_process_makes_no_promise() -> None:
+    w = idle("w")
+    books = books_with(1, [w], [])
+    assert books.make_room(1, new_process=False) == []
+    assert books.promised == 0 and books.warm == [w]
+
+
+def test_nothing_is_retired_while_the_cap_has_room() -> None:
+    books = books_with(5, [idle("w")], [idle("b")])
+    assert books.make_room(2, new_process=True) == []
+    assert books.hosted(2) == 3
+
+
+def test_a_promise_released_frees_its_place_under_the_cap() -> None:
+    w = idle("w")
+    books = books_with(2, [w], [])
+    assert books.make_room(1, new_process=True) == []  # 1 live + 1 promised = the cap
+    books.release_promise()
+    assert books.make_room(1, new_process=True) == []
+    books.release_promise()
+    books.release_promise()  # never below zero
+    assert books.promised == 0
+
+
+def test_warm_process_is_taken_by_shape_and_only_alive() -> None:
+    dead, other, good = idle("d", alive=False), idle("o", shape="b"), idle("g")
+    books = books_with(9, [dead, other, good], [])
+    assert books.take_warm("a") is good and good.busy and good.taken
+    assert books.take_warm("a") is None
+    assert books.counters["warm_hits"] == 1
+
+
+def test_bound_process_of_a_changed_shape_is_stopped_and_the_turn_misses() -> None:
+    p = idle("c", shape="a")
+    books = books_with(9, [], [p])
+    assert books.take_bound("c", "b") == (None, p)
+    assert books.bound == {} and books.counters["misses"] == 1
+    q = idle("c", shape="a")
+    books.bound["c"] = q
+    assert books.take_bound("c", "a") == (q, None) and q.busy
+    assert books.counters["bound_hits"] == 1
+    assert books.take_bound("nobody", "a") == (None, None)
+
+
+def test_a_good_turn_keeps_its_process_bound_a_bad_one_does_not() -> None:
+    books = Books(9)
+    p = idle("c")
+    assert books.keeps(p, good=True, idle_seconds=60, now=7.0)
+    assert books.bound == {"c": p} and p.idle_since == 7.0 and p.turns == 1
+    q = idle("d")
+    assert not books.keeps(q, good=False, idle_seconds=60, now=7.0)
+    assert not books.keeps(idle("e"), good=True, idle_seconds=0, now=7.0)
+    assert "d" not in books.bound and "e" not in books.bound
+
+
+def test_upkeep_takes_expired_and_unwanted_processes_off_the_books() -> None:
+    w1, w2 = idle("w1", shape="a"), idle("w2", shape="b")
+    b1, b2 = idle("b1", since=1.0), idle("b2", since=9.0)
+    books = books_with(9, [w1, w2], [b1, b2])
+    assert books.idle_before(5.0) == [b1]
+    assert books.unwanted_warm({"a"}) == [w2]
+    assert books.all_idle() == [w1, b2]
+    assert books.warm == [] and books.bound == {}
+
+
+# ---- hosting, with the stand-in CLI ------------------------------------------------------
+
+def plan(conversation_id: str, *, cwd: Path, own_cwd: bool = False) -> ProcessPlan:
+    # --echo-stdin: the stand-in lives until its stdin closes, like a persistent CLI.
+    inv = Invocation(argv=(sys.executable, str(STANDIN), "--echo-stdin"),
+                     env=dict(os.environ), stdin=b"", cwd=str(cwd))
+    return ProcessPlan(inv=inv, conversation_id=conversation_id, session_id="s",
+                       own_cwd=own_cwd)
+
+
+@asynccontextmanager
+async def running(pool: Pool) -> AsyncIterator[Pool]:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        try:
+            yield pool
+        finally:
+            nursery.cancel_scope.cancel()  # the pool kills and reaps what is left
+
+
+def new_pool(*, max_processes: int = 4, idle_seconds: float = 60.0) -> Pool:
+    return Pool(size=0, idle_seconds=idle_seconds, max_processes=max_processes,
+                limits=LIMITS)
+
+
+async def test_a_good_turn_leaves_the_process_bound_for_the_next(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool()) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                await lease.give_back(good=True)
+            assert pool.stats()["bound"] == 1 and pool.stats()["cold_starts"] == 1
+            shape = plan("c1", cwd=tmp_path).inv.process_key
+            async with pool.lease() as lease:
+                await lease.take_bound("c1", shape)
+                assert lease.process is process
+                await lease.give_back(good=True)
+            assert pool.stats()["bound_hits"] == 1 and process.turns == 2
+            await pool.forget("c1")
+            assert process.dead.is_set()
+            assert pool.stats()["retired"] == 1 and pool.stats()["killed"] == 0
+
+
+async def test_a_failed_turn_kills_its_process(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool()) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                await lease.give_back(good=False)
+                assert process.dead.is_set()  # gone before the turn is rolled back
+            stats = pool.stats()
+            assert stats["killed"] == 1 and stats["bound"] == 0
+
+
+async def test_room_is_made_by_retiring_an_idle_process_and_waiting(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_processes=1)) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                first = await lease.start(plan("c1", cwd=tmp_path))
+                await lease.give_back(good=True)
+            async with pool.lease() as lease:
+                await lease.take_bound("c2", "no such shape")
+                await lease.make_room()
+                # Retired (EOF, exited by itself) and gone before the new one starts.
+                assert first.dead.is_set() and pool.stats()["retired"] == 1
+                second = await lease.start(plan("c2", cwd=tmp_path))
+                await lease.give_back(good=True)
+            assert pool.stats()["bound"] == 1 and not second.dead.is_set()
+
+
+async def test_an_unused_promise_and_process_are_given_back(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_processes=1)) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()  # promises a new process, then never starts it
+            async with pool.lease() as lease:
+                await lease.make_room()  # the cap has room again: nothing to retire
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                await lease.give_back(good=True)
+            shape = plan("c1", cwd=tmp_path).inv.process_key
+            with trio.CancelScope() as cancelled:
+                async with pool.lease() as lease:
+                    await lease.take_bound("c1", shape)
+                    cancelled.cancel()  # the turn is cancelled before it used the process
+                    await trio.sleep_forever()
+            assert not process.dead.is_set() and pool.stats()["bound"] == 1
+
+
+async def test_a_conversation_waits_for_its_exiting_process(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(idle_seconds=0.2)) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                await lease.give_back(good=True)
+            # The upkeep retires it once idle; the next turn finds it exiting or gone.
+            while pool.stats()["retired"] == 0:
+                await trio.sleep(0.05)
+            async with pool.lease() as lease:
+                await lease.take_bound("c1", process.shape)
+                assert process.dead.is_set() and lease.process is None
+
+
+async def test_own_directory_is_made_and_removed_if_no_turn_came(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        unused, used = tmp_path / "conv_unused", tmp_path / "conv_used"
+        async with running(new_pool()) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                await lease.start(plan("c2", cwd=used, own_cwd=True))
+                await lease.give_back(good=False)
+            assert used.is_dir()  # it served a turn: the conversation's directory stays
+            pool.want("shape", lambda: plan("c1", cwd=unused, own_cwd=True))
+            pool.size = 1
+            while pool.stats()["warm"] == 0:
+                await trio.sleep(0.05)
+            assert unused.is_dir()
+            await pool.shutdown()  # retired: exits by itself
+            assert not unused.exists()
+            assert pool.stats()["warm"] == 0 and pool.stats()["retired"] == 1
