@@ -66,25 +66,26 @@ def _where(path: list[str | int]) -> str:
     return out.lstrip(".")
 
 
-def _check(data: Any) -> str | None:
-    """The first problem of a decoded value, walked without recursion; None if fine."""
+def _check(data: Any) -> tuple[str, str | None] | None:
+    """The first problem of a decoded value and where it is, walked without recursion;
+    None if there is none."""
     stack: list[tuple[Any, int, list[str | int]]] = [(data, 0, [])]
     while stack:
         value, depth, path = stack.pop()
         if isinstance(value, str):
             if not _utf8(value):
-                return f"a string at '{_where(path)}' holds a lone surrogate"
+                return "a string holds a lone surrogate", _where(path) or None
             continue
         if not isinstance(value, dict | list):
             continue
         if depth >= MAX_DEPTH:
-            return f"it nests deeper than {MAX_DEPTH} levels"
+            return f"it nests deeper than {MAX_DEPTH} levels", None
         if isinstance(value, list):
             stack.extend((v, depth + 1, [*path, i]) for i, v in enumerate(value))
             continue
         for key, v in value.items():
             if not _utf8(key):
-                return f"a key in '{_where(path)}' holds a lone surrogate"
+                return "a key holds a lone surrogate", _where(path) or None
             stack.append((v, depth + 1, [*path, key]))
     return None
 
@@ -110,9 +111,12 @@ def load_object(body: bytes | str, *, what: str = "Request body",
                                   code=code) from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"{what} must be a JSON object", code=code)
-    problem = _check(data)
-    if problem is not None:
-        raise InvalidRequestError(f"{what} is not acceptable: {problem}", code=code)
+    found = _check(data)
+    if found is not None:
+        problem, param = found
+        at = f" (at '{param}')" if param else ""
+        raise InvalidRequestError(f"{what} is not acceptable: {problem}{at}", param=param,
+                                  code=code)
     return data
 
 
