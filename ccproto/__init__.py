@@ -3,7 +3,8 @@
 OpenAI Chat Completions requests become Claude Code CLI invocations (`plan_invocation`);
 the CLI's stream-json stdout becomes records (`CLIStream`), turn events (`Turn`) and
 OpenAI chunks (`ChunkBuilder`, `collect`). No I/O, clock or randomness: the caller passes
-ids, timestamps and the environment in.
+ids, timestamps and the environment in. Every client body or frame is decoded by
+`load_object` alone (jsonbody.py); error messages quote client input through `excerpt`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .cli_types import (
     UserMessage,
     parse_record,
 )
-from .converter import dumps, load_object, make_converter, structure_request
+from .converter import dumps, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
 from .history import (
     HistoryMessage,
@@ -34,6 +35,7 @@ from .history import (
     seedable,
 )
 from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
+from .jsonbody import MAX_DEPTH, excerpt, load_object
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -43,6 +45,7 @@ from .openai_types import (
     Model,
     ModelList,
 )
+from .params import check_metadata
 from .plan import (
     Invocation,
     PlanOptions,
@@ -76,6 +79,7 @@ __all__ = [
     "DEFAULT_TOOLS",
     "DONE",
     "KEEPALIVE",
+    "MAX_DEPTH",
     "NEED_DATA",
     "AssistantMessage",
     "CLIError",
@@ -120,11 +124,13 @@ __all__ = [
     "build_prompt",
     "chat_request",
     "check_image_count",
+    "check_metadata",
     "collect",
     "data_url",
     "dumps",
     "encode_data",
     "encode_event",
+    "excerpt",
     "fingerprint",
     "finish_reason",
     "image_block",

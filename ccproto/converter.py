@@ -21,6 +21,7 @@ from cattrs.preconf.json import JsonConverter
 from cattrs.preconf.json import make_converter as _make_json_converter
 
 from .errors import InvalidRequestError
+from .jsonbody import load_object
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -32,8 +33,9 @@ from .openai_types import (
     OtherPart,
     TextPart,
 )
+from .params import CHAT_LIMITS, check_limits, check_metadata
 
-__all__ = ["dumps", "load_object", "make_converter", "structure_request"]
+__all__ = ["dumps", "make_converter", "structure_request"]
 
 T = TypeVar("T")
 
@@ -163,29 +165,29 @@ def _format(exc: BaseException, type_: Any) -> str:
     return "invalid value"
 
 
-def load_object(body: bytes | str) -> dict[str, Any]:
-    """A request body's JSON object.
-
-    Raises:
-        InvalidRequestError: not JSON, or JSON but not an object.
-    """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("Request body must be a JSON object")
-    return data
-
-
 def structure_request(body: bytes | str) -> ChatCompletionRequest:
-    """Parse and validate a Chat Completions request body.
+    """Parse and validate a Chat Completions request body (`load_object` decodes it).
 
     Raises:
-        InvalidRequestError: not JSON, not an object, or a field of the wrong shape; the
-            message and ``param`` name the first offending field.
+        InvalidRequestError: not JSON, not an object, a field of the wrong shape or out of
+            OpenAI's range (`params`), or no messages; the message and ``param`` name the
+            first offending field.
     """
     data = load_object(body)
+    check_limits(data, CHAT_LIMITS)
+    check_metadata(data.get("metadata"))
+    request = _structure(data)
+    if not request.messages:
+        raise InvalidRequestError("Invalid 'messages': empty array. Expected an array with "
+                                  "minimum length 1, but got an empty array instead.",
+                                  param="messages", code="empty_array")
+    if request.n not in (None, 1):
+        raise InvalidRequestError("Only n=1 is supported", param="n",
+                                  code="unsupported_parameter")
+    return request
+
+
+def _structure(data: dict[str, Any]) -> ChatCompletionRequest:
     try:
         return _CONVERTER.structure(data, ChatCompletionRequest)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:

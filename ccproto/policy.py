@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidRequestError
+from .jsonbody import excerpt
 
 __all__ = [
     "CLI_MODEL_ALIASES",
@@ -74,7 +75,7 @@ def check_model(
     if name in names or name.startswith(_FULL_ID_PREFIX):
         return name
     raise InvalidRequestError(
-        f"The model '{name}' does not exist. Use one of: {', '.join(names)}, or a full "
+        f"The model {excerpt(name)} does not exist. Use one of: {', '.join(names)}, or a full "
         f"Claude model id ({_FULL_ID_PREFIX}...)",
         param="model",
         code="model_not_found",
@@ -108,7 +109,8 @@ def narrowed_tools(server: str, requested: tuple[str, ...] | None) -> str | None
         listing = ", ".join(sorted(offered)) or "none"
         raise InvalidRequestError(
             f"enabled_tools may only narrow the server's tools; not offered: "
-            f"{', '.join(extra)}. Offered: {listing}",
+            f"{', '.join(excerpt(t) for t in extra[:5])}{' ...' if len(extra) > 5 else ''}. "
+            f"Offered: {listing}",
             param="enabled_tools",
         )
     return ",".join(dict.fromkeys(requested))
@@ -123,7 +125,8 @@ def narrowed_disallowed(
     for j, rule in enumerate(requested):
         if not _TOOL_RULE.fullmatch(rule):
             raise InvalidRequestError(
-                f"disabled_tools[{j}] is not a tool name or rule such as Bash(rm *): {rule!r}",
+                f"disabled_tools[{j}] is not a tool name or rule such as Bash(rm *): "
+                f"{excerpt(rule)}",
                 param=f"disabled_tools[{j}]",
             )
     extra: tuple[str, ...] = ()

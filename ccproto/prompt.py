@@ -23,6 +23,7 @@ import attrs
 
 from .errors import InvalidRequestError
 from .images import ImageLimits, check_image_count, image_block
+from .jsonbody import excerpt
 from .openai_types import ChatCompletionRequest, ImagePart, Message, OtherPart, TextPart
 
 __all__ = ["Prompt", "build_prompt", "user_line"]
@@ -64,7 +65,7 @@ def _unsupported(part: ImagePart | OtherPart | TextPart, i: int, j: int) -> None
             code="unsupported_content",
         )
     raise InvalidRequestError(
-        f"Content parts of type '{part.type}' are not supported",
+        f"Content parts of type {excerpt(part.type)} are not supported",
         param=f"messages[{i}].content[{j}].type",
         code="unsupported_content",
     )

@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from .converter import load_object
 from .errors import InvalidRequestError
+from .jsonbody import excerpt, load_object
 from .openai_types import (
     ChatCompletionRequest,
     ContentPart,
@@ -25,6 +25,7 @@ from .openai_types import (
     Message,
     TextPart,
 )
+from .params import RESPONSES_LIMITS, check_limits, check_metadata
 
 __all__ = ["ResponsesRequest", "chat_request", "structure_responses_request"]
 
@@ -66,6 +67,11 @@ def _optional(data: Mapping[str, Any], key: str, kind: type, label: str) -> Any:
     return value
 
 
+def _shown(kind: Any) -> str:
+    # The client's value, quoted short: an error never echoes a whole field back.
+    return excerpt(kind) if isinstance(kind, str) else excerpt(repr(kind))
+
+
 def _part(part: Any, at: str) -> ContentPart:
     if not isinstance(part, dict):
         raise _invalid(at, "expected a content part object")
@@ -87,7 +93,7 @@ def _part(part: Any, at: str) -> ContentPart:
         return ImagePart(image_url=ImageURL(url=url, detail=detail
                                             if isinstance(detail, str) else None))
     raise InvalidRequestError(
-        f"Content parts of type {kind!r} are not supported; use input_text or input_image",
+        f"Content parts of type {_shown(kind)} are not supported; use input_text or input_image",
         param=f"{at}.type", code="unsupported_content")
 
 
@@ -101,8 +107,8 @@ def _message(item: Any, where: str) -> Message | None:
         return None
     if kind != "message":
         raise InvalidRequestError(
-            f"Input items of type {kind!r} are not supported: Claude Code runs its own tools, "
-            "so only message items are accepted", param=f"{where}.type",
+            f"Input items of type {_shown(kind)} are not supported: Claude Code runs its own "
+            "tools, so only message items are accepted", param=f"{where}.type",
             code="unsupported_input_item")
     role = item.get("role")
     if role not in _ROLES:
@@ -133,14 +139,6 @@ def _conversation(value: Any) -> str | None:
     return value or None
 
 
-def _metadata(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise _invalid("metadata", "expected an object of string values")
-    return dict(value)
-
-
 def _effort(value: Any) -> str | None:
     if value is None:
         return None
@@ -152,7 +150,8 @@ def _effort(value: Any) -> str | None:
 
 
 def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> ResponsesRequest:
-    """Validate a ``POST /v1/responses`` body (or a decoded ``response.create`` frame).
+    """Validate a ``POST /v1/responses`` body (or a ``response.create`` frame, which the
+    socket decoded with `load_object`).
 
     Raises:
         InvalidRequestError: not a JSON object, a field of the wrong shape, or an input
@@ -162,6 +161,7 @@ def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> Respon
     data = load_object(body) if isinstance(body, bytes | str) else body
     if not isinstance(data, Mapping):
         raise InvalidRequestError("Request body must be a JSON object")
+    check_limits(data, RESPONSES_LIMITS)
     if "input" not in data or data["input"] is None:
         raise InvalidRequestError("'input' is required", param="input")
     tools = _optional(data, "tools", list, "a list") or []
@@ -173,7 +173,7 @@ def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> Respon
         previous_response_id=_optional(data, "previous_response_id", str, "a string") or None,
         conversation=_conversation(data.get("conversation")),
         store=_optional(data, "store", bool, "a boolean") is not False,
-        metadata=_metadata(data.get("metadata")),
+        metadata=check_metadata(data.get("metadata")),
         reasoning_effort=_effort(data.get("reasoning")),
         tools=tuple(t if isinstance(t, dict) else {"tool": t} for t in tools),
         stream_id=_optional(data, "stream_id", str, "a string"),

@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from ccproto import excerpt
+
 from .edge.accesslog import SCOPE_KEY, access_line
 from .edge.asgi import ClientGone, Receive, Scope, Send, header, send_json
 from .edge.auth import Auth, browser_problem
@@ -167,7 +169,7 @@ class App:
                         headers: list[tuple[str, str]]) -> int:
         route, arg = _route(scope["path"])
         if route is None:
-            raise UnknownURL(f"Unknown path: {scope['path']}")
+            raise UnknownURL(f"Unknown path: {excerpt(scope['path'])}")
         methods = ROUTES[route]
         allow = ", ".join([*methods, "OPTIONS"])
         if scope["method"] == "OPTIONS":

@@ -6,7 +6,8 @@ and ``error.code`` it becomes on the wire. ccproto raises its own subclasses
 (`InvalidRequestError`, `CLIError`); everything the server itself refuses or fails at is a
 subclass here, so a status is chosen once, beside its siblings, and never hand-picked at
 a call site. A call site chooses only the message and, for some, the subject (an id, a
-path, a limit) the message names.
+path, a limit) the message names. What the client sent is quoted through ccproto's
+`excerpt`: a short, escaped prefix, so an error body never grows with the input.
 
 `error_payload` is the boundary (httpcore's ``map_exceptions`` idea): it turns whatever a
 handler let escape into (status, body, headers). Anything that is not a ProtocolError is
@@ -22,7 +23,7 @@ import logging
 import math
 from typing import TypeVar
 
-from ccproto import CLIError, ProtocolError
+from ccproto import CLIError, ProtocolError, excerpt
 
 __all__ = [
     "Busy", "CLIStartFailed", "CLITimeout", "CLIUnavailable", "ConversationBusy",
@@ -58,7 +59,7 @@ class MethodNotAllowed(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"Method {method} is not allowed on {path}",
+        super().__init__(f"Method {excerpt(method)} is not allowed on {excerpt(path)}",
                          code="method_not_allowed")
 
 
@@ -103,7 +104,7 @@ class ModelNotFound(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, model_id: str) -> None:
-        super().__init__(f"The model '{model_id}' does not exist", code="model_not_found",
+        super().__init__(f"The model {excerpt(model_id)} does not exist", code="model_not_found",
                          param="model")
 
 
@@ -114,7 +115,7 @@ class ResponseNotFound(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, response_id: str) -> None:
-        super().__init__(f"No response found with id '{response_id}'",
+        super().__init__(f"No response found with id {excerpt(response_id)}",
                          code="response_not_found")
 
 
@@ -137,7 +138,7 @@ class ConversationNotFound(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, conversation_id: str) -> None:
-        super().__init__(f"No conversation found with id '{conversation_id}'",
+        super().__init__(f"No conversation found with id {excerpt(conversation_id)}",
                          code="conversation_not_found", param="conversation_id")
 
 
@@ -148,7 +149,7 @@ class UnknownRequestId(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, request_id: str) -> None:
-        super().__init__(f"No request with id '{request_id}' is running",
+        super().__init__(f"No request with id {excerpt(request_id)} is running",
                          code="unknown_id", param="id")
 
 
@@ -161,7 +162,7 @@ class ConversationBusy(ProtocolError):
 
     def __init__(self, conversation_id: str, waited: float) -> None:
         super().__init__(
-            f"Conversation '{conversation_id}' is still answering an earlier request "
+            f"Conversation {excerpt(conversation_id)} is still answering an earlier request "
             f"(waited {waited:g} s); retry when it has finished",
             code="conversation_busy", param="conversation_id", retryable=True,
             retry_after=1.0,
@@ -175,7 +176,7 @@ class DuplicateRequestId(ProtocolError):
     error_type = "invalid_request_error"
 
     def __init__(self, request_id: str) -> None:
-        super().__init__(f"A request with id '{request_id}' is already running",
+        super().__init__(f"A request with id {excerpt(request_id)} is already running",
                          code="duplicate_id", param="id")
 
 

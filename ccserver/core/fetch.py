@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import h11
 import trio
 
-from ccproto import InvalidRequestError
+from ccproto import InvalidRequestError, excerpt
 
 from ..settings.sections import ImagesSettings
 
@@ -81,12 +81,12 @@ async def _connect(host: str, port: int, settings: ImagesSettings, param: str) -
     try:
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        raise _refuse(f"The image URL's host {host!r} cannot be resolved", param) from None
+        raise _refuse(f"The image URL's host {excerpt(host)} cannot be resolved", param) from None
     if not settings.allow_private_addresses:
         for *_, sockaddr in infos:
             if not is_public_address(str(sockaddr[0])):
                 raise _refuse(
-                    f"The image URL's host {host!r} is a loopback, private, link-local or "
+                    f"The image URL's host {excerpt(host)} is a loopback, private, link-local or "
                     "metadata address; such URLs are not fetched",
                     param,
                 )
@@ -98,7 +98,7 @@ async def _connect(host: str, port: int, settings: ImagesSettings, param: str) -
             sock.close()
             continue
         return trio.SocketStream(sock)
-    raise _refuse(f"Cannot connect to the image URL's host {host!r}", param)
+    raise _refuse(f"Cannot connect to the image URL's host {excerpt(host)}", param)
 
 
 async def _get(url: str, settings: ImagesSettings, param: str) -> tuple[int, str | None, bytes]:

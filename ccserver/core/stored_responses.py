@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import trio
 
-from ccproto import ResponseBuilder, ResponsesRequest, dumps
+from ccproto import ResponseBuilder, ResponsesRequest, dumps, excerpt
 
 from ..conversations.registry import Conversations
 from ..conversations.store import ConversationStore
@@ -37,12 +37,12 @@ async def continued_conversation(conversations: Conversations, request: Response
     if conversation_id is None:
         found = await conversations.store.get_response(previous)
         if found is None:
-            raise PreviousResponseNotFound(f"No response found with id '{previous}'")
+            raise PreviousResponseNotFound(f"No response found with id {excerpt(previous)}")
         conversation_id = found[0]
     try:
         await conversations.get(conversation_id)
     except ConversationNotFound:
-        raise PreviousResponseNotFound(f"Response '{previous}' belongs to a conversation "
+        raise PreviousResponseNotFound(f"Response {excerpt(previous)} belongs to a conversation "
                                        "that has expired or was deleted") from None
     return conversation_id
 

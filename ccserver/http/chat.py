@@ -26,6 +26,7 @@ from ccproto import (
     collect,
     dumps,
     encode_data,
+    load_object,
     structure_request,
 )
 
@@ -96,7 +97,7 @@ def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | N
     """The response-cache key of a cacheable request (issue 7's rule in ccserver.cache)."""
     if not gw.cache.enabled:
         return None
-    parsed = json.loads(body)  # valid: structure_request accepted it
+    parsed = load_object(body)  # valid: structure_request accepted it
     if not is_cacheable_request(parsed, conversation_id=conversation_id):
         return None
     version = gw.cli_info.version if gw.cli_info else None

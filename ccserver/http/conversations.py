@@ -1,12 +1,14 @@
-"""/v1/conversations: create, list (newest first, paginated), read with messages, delete."""
+"""/v1/conversations: create, list (newest first, paginated), read with messages, delete.
+
+A create's body is decoded by ccproto's `load_object` and its metadata checked by
+`check_metadata`, the same as a Responses request's."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from ccproto import InvalidRequestError
+from ccproto import InvalidRequestError, check_metadata, load_object
 
 from ..conversations.store import Conversation, StoredMessage
 from ..edge.asgi import Receive, Scope, Send, read_body, send_json
@@ -15,8 +17,6 @@ from ..gateway import Gateway
 __all__ = ["create_conversation", "delete_conversation", "get_conversation",
            "list_conversations"]
 
-_MAX_METADATA_KEYS = 16  # OpenAI's limits for metadata maps
-_MAX_METADATA_KEY, _MAX_METADATA_VALUE = 64, 512
 _MAX_PAGE = 100
 
 
@@ -45,33 +45,16 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
-def _metadata(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    ok = isinstance(value, dict) and len(value) <= _MAX_METADATA_KEYS and all(
-        isinstance(k, str) and isinstance(v, str) and len(k) <= _MAX_METADATA_KEY
-        and len(v) <= _MAX_METADATA_VALUE for k, v in value.items())
-    if not ok:
-        raise InvalidRequestError(
-            f"'metadata' must be an object of at most {_MAX_METADATA_KEYS} string values "
-            f"(keys up to {_MAX_METADATA_KEY} characters, values up to {_MAX_METADATA_VALUE})",
-            param="metadata")
-    return dict(value)
-
-
 async def create_conversation(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                               headers: list[tuple[str, str]]) -> int:
     raw = await read_body(scope, receive, gw.settings.server.max_body_bytes)
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise InvalidRequestError("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object")
+    # An empty body creates a conversation with no settings; any other goes through the
+    # one decoder of client JSON (depth, lone surrogates, NaN refused).
+    body = load_object(raw) if raw.strip() else {}
     conversation = await gw.conversations.create(
         model=_optional_str(body, "model"),
         system_prompt=_optional_str(body, "system_prompt") or _optional_str(body, "instructions"),
-        metadata=_metadata(body.get("metadata")),
+        metadata=check_metadata(body.get("metadata")),
     )
     await send_json(send, 200, _json(conversation), headers)
     return 200

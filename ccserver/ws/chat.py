@@ -25,6 +25,7 @@ from ccproto import (
     TurnFailed,
     TurnFinished,
     dumps,
+    excerpt,
     openai_usage,
     structure_request,
 )
@@ -129,7 +130,7 @@ class _Connection:
         if kind not in ("chat.completions.create", "cancel"):
             await self.error(request_id if isinstance(request_id, str) else None,
                              InvalidRequestError(
-                f"Unsupported message type {kind!r}: send chat.completions.create or cancel",
+                f"Unsupported message type {excerpt(kind)}: send chat.completions.create or cancel",
                 param="type", code="unsupported_message_type"))
             return
         if not isinstance(request_id, str) or not 0 < len(request_id) <= _MAX_ID:

@@ -23,6 +23,7 @@ from ccproto import (
     ResponseBuilder,
     TurnFinished,
     chat_request,
+    excerpt,
     structure_responses_request,
     ws_error,
 )
@@ -137,7 +138,7 @@ class _Connection:
             await self.cancel()
         else:
             await self.error(InvalidRequestError(
-                f"Unsupported message type {kind!r}: send response.create or "
+                f"Unsupported message type {excerpt(kind)}: send response.create or "
                 "response.cancel", param="type", code="unsupported_message_type"))
 
 

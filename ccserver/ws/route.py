@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ccproto import ProtocolError
+from ccproto import ProtocolError, excerpt
 
 from ..edge.accesslog import access_line
 from ..edge.asgi import Receive, Scope, Send, header
@@ -64,7 +64,7 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
 
     try:
         if surface is None:
-            raise UnknownURL(f"No WebSocket endpoint at {scope['path']}")
+            raise UnknownURL(f"No WebSocket endpoint at {excerpt(scope['path'])}")
         # Browsers let any page open a WebSocket to localhost (no CORS preflight), so a
         # browser's Origin must be one CORS allows; other clients send none.
         if header(scope, "origin") is not None and cors.allowed_origin(scope) is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from ccproto import InvalidRequestError
+from ccproto import InvalidRequestError, load_object
 
 from ..edge.asgi import Receive, Send
 from ..errors import error_payload, unwrap_single
@@ -106,15 +106,13 @@ class Socket:
         if text is None:
             raise _bad_frame("Binary frames are not supported: send JSON text frames")
         limit = self.settings.max_frame_bytes
-        size = len(text) if text.isascii() else len(text.encode())
+        size = len(text) if text.isascii() else len(text.encode(errors="surrogatepass"))
         if size > limit:
             raise _bad_frame(f"Frame of {size} bytes is larger than the limit of {limit} "
                              "bytes", code="frame_too_large")
-        try:
-            frame = json.loads(text)
-        except ValueError as exc:
-            raise _bad_frame(f"Frame is not valid JSON: {exc}") from None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        # The one decoder of client JSON: depth, lone surrogates and NaN are refused there.
+        frame = load_object(text, what="Frame", code="invalid_frame")
+        if not isinstance(frame.get("type"), str):
             raise _bad_frame('Frame must be a JSON object with a string "type"')
         return frame
 

@@ -109,7 +109,7 @@ def test_model_names_lists_aliases_map_keys_and_extras_once() -> None:
 
 
 def test_resolve_model_is_what_the_plan_passes() -> None:
-    request = structure_request(json.dumps({"model": "gpt-4o", "messages": []}))
+    request = structure_request(json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]}))
     assert resolve_model(request, MAPPED) == "sonnet"
 
 
@@ -136,7 +136,7 @@ def test_enabled_tools_narrow_the_default_set() -> None:
     assert values(plan(enabled_tools=["Read", "Bash", "Read"]).argv, "--tools") == ["Read,Bash"]
     assert values(plan(enabled_tools=[]).argv, "--tools") == [""]
     # Glob is a real CLI tool, but not in the default set: enabling it would widen.
-    with pytest.raises(InvalidRequestError, match="not offered: Glob") as info:
+    with pytest.raises(InvalidRequestError, match="not offered: 'Glob'") as info:
         plan(enabled_tools=["Read", "Glob"])
     assert info.value.param == "enabled_tools"
 

@@ -106,7 +106,8 @@ def test_every_server_error_is_pinned() -> None:
 
 def test_messages_name_their_subject() -> None:
     # The wording the call sites used to build by hand.
-    assert MethodNotAllowed("PUT", "/v1/models").message == "Method PUT is not allowed on /v1/models"
+    assert MethodNotAllowed("PUT", "/v1/models").message == (
+        "Method 'PUT' is not allowed on '/v1/models'")
     assert PayloadTooLarge(10).message == (
         "Request body is larger than the server's limit of 10 bytes")
     assert ModelNotFound("gpt-9").message == "The model 'gpt-9' does not exist"
@@ -119,6 +120,18 @@ def test_messages_name_their_subject() -> None:
         "A response is already in progress on this connection; wait for it to finish or "
         "send response.cancel")
     assert InternalError().message == "The server failed while handling the request"
+
+
+@pytest.mark.parametrize("make", [
+    ModelNotFound, ResponseNotFound, UnknownRequestId, DuplicateRequestId, ConversationNotFound,
+    lambda s: ConversationBusy(s, 1.0), lambda s: MethodNotAllowed(s, s),
+])
+def test_messages_quote_a_short_escaped_prefix_of_client_input(make: Any) -> None:
+    # A 1 MB id must not come back in a 1 MB error body; odd characters come back escaped.
+    error = make("\ud800\n" + "x" * 1_000_000)
+    assert len(error.message) < 250
+    assert "'\\ud800\\nxxx" in error.message and "…" in error.message
+    assert error.message.encode("utf-8")
 
 
 def test_cli_failures_are_cli_errors() -> None:

@@ -93,7 +93,8 @@ async def test_a_normal_end_flushes_the_queue_then_closes() -> None:
 @pytest.mark.parametrize(("message", "fragment"), [
     ({"type": "websocket.receive", "bytes": b"\x00"}, "Binary"),
     ({"type": "websocket.receive", "text": "nope"}, "not valid JSON"),
-    ({"type": "websocket.receive", "text": "[]"}, 'string "type"'),
+    ({"type": "websocket.receive", "text": "[]"}, "must be a JSON object"),
+    ({"type": "websocket.receive", "text": '{"type": "x", "s": "\\ud800"}'}, "lone surrogate"),
     ({"type": "websocket.receive", "text": '{"type": 1}'}, 'string "type"'),
     ({"type": "websocket.receive", "text": json.dumps({"type": "x", "pad": "é" * 40})}, "larger"),
 ])
