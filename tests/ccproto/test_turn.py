@@ -17,8 +17,7 @@ from ccproto import (
     TurnState,
     parse_record,
 )
-
-from . import records as r
+from tests.support import records as r
 
 
 def run(lines: list[dict[str, Any]], *, returncode: int = 0, stderr: str = "") -> tuple[Turn, list[TurnEvent]]:
