@@ -1,7 +1,10 @@
 """Shared fixtures, and a `trio.fail_after` guard around every trio test.
 
+Fixtures: `make_settings` builds `Settings` whose files all live in the test's tmp_path;
+`replay_cli` is a stand-in for the `claude` binary that replays a recorded transcript.
+
 The guard: pytest-trio turns each async test into a sync function at `pytest_runtest_call`;
-just before it does, `_guard_trio_tests` wraps the async test function in `trio.fail_after`,
+just before it does, this file's hook wraps the async test function in `trio.fail_after`,
 so a test that hangs fails with `trio.TooSlowError` instead of blocking the suite. The
 default is generous (the machine may be slow and busy); `@pytest.mark.fail_after(seconds)`
 changes it for one test. It covers the test body, not fixture set-up or teardown.
@@ -10,12 +13,24 @@ changes it for one test. It covers the test body, not fixture set-up or teardown
 from __future__ import annotations
 
 import functools
+import json
+import shlex
+import shutil
+import sys
 from collections.abc import Awaitable, Callable, Generator
 from inspect import iscoroutinefunction
+from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
+
+from ccserver.settings import Settings
+from ccserver.settings.sections import SECTIONS
+
+TESTS = Path(__file__).resolve().parent
+TRANSCRIPTS = TESTS / "data" / "transcripts"
 
 #: Seconds a trio test may run before it fails: a guard against hangs, never a timing check.
 DEFAULT_FAIL_AFTER = 60.0
@@ -48,3 +63,67 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         elif iscoroutinefunction(item.obj):
             item.obj = _guarded(item.obj, seconds)
     yield
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """``make_settings(claude={"command": ...}, pool={"size": 0})``: `Settings` with the given
+    fields per section, and the data dir, workspace and conversation store under tmp_path."""
+
+    def make(**sections: dict[str, Any]) -> Settings:
+        fields: dict[str, dict[str, Any]] = {
+            "server": {"data_dir": str(tmp_path / "data")},
+            "claude": {"workspace": str(tmp_path / "workspace")},
+            "conversation": {"store_path": str(tmp_path / "conversations.sqlite3")},
+        }
+        for name, values in sections.items():
+            fields[name] = {**fields.get(name, {}), **values}
+        return Settings(**{name: SECTIONS[name](**values) for name, values in fields.items()})
+
+    return make
+
+
+@attrs.frozen
+class ReplayCLI:
+    """tests/support/replay_cli.py as an executable: set ``command`` as claude.command and
+    ``env`` as claude.extra_env; every run replays whatever `play` last chose."""
+
+    command: str
+    env: dict[str, str]
+    transcript: Path
+    stdin_log: Path
+
+    def play(self, name: str) -> None:
+        """Later runs replay tests/data/transcripts/<name>.jsonl."""
+        shutil.copyfile(TRANSCRIPTS / f"{name}.jsonl", self.transcript)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run so far: its argv and the stdin line it was sent."""
+        if not self.stdin_log.exists():
+            return []
+        return [json.loads(line) for line in self.stdin_log.read_text().splitlines()]
+
+
+@pytest.fixture
+def replay_cli(tmp_path: Path) -> ReplayCLI:
+    """A stand-in `claude` replaying text_stream until told otherwise (`ReplayCLI.play`)."""
+    home = tmp_path / "replay"
+    home.mkdir()
+    command = home / "claude"
+    command.write_text(
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} "
+        f"{shlex.quote(str(TESTS / 'support' / 'replay_cli.py'))} \"$@\"\n")
+    command.chmod(0o755)
+    cli = ReplayCLI(
+        command=str(command),
+        env={"REPLAY_FILE": str(home / "transcript.jsonl"),
+             "REPLAY_STDIN_LOG": str(home / "runs.jsonl"),
+             "CLAUDE_CONFIG_DIR": str(home / "config")},
+        transcript=home / "transcript.jsonl",
+        stdin_log=home / "runs.jsonl",
+    )
+    cli.play("text_stream")
+    return cli
