@@ -13,24 +13,16 @@ changes it for one test. It covers the test body, not fixture set-up or teardown
 from __future__ import annotations
 
 import functools
-import json
-import shlex
-import shutil
-import sys
 from collections.abc import Awaitable, Callable, Generator
 from inspect import iscoroutinefunction
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import trio
 
-from ccserver.settings import Settings
-from ccserver.settings.sections import SECTIONS
-
-TESTS = Path(__file__).resolve().parent
-TRANSCRIPTS = TESTS / "data" / "transcripts"
+from tests.support.replay import ReplayCLI, replay_cli_in
+from tests.support.settings import SettingsFactory, settings_under
 
 #: Seconds a trio test may run before it fails: a guard against hangs, never a timing check.
 DEFAULT_FAIL_AFTER = 60.0
@@ -65,65 +57,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     yield
 
 
-SettingsFactory = Callable[..., Settings]
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path) -> SettingsFactory:
     """``make_settings(claude={"command": ...}, pool={"size": 0})``: `Settings` with the given
     fields per section, and the data dir, workspace and conversation store under tmp_path."""
-
-    def make(**sections: dict[str, Any]) -> Settings:
-        fields: dict[str, dict[str, Any]] = {
-            "server": {"data_dir": str(tmp_path / "data")},
-            "claude": {"workspace": str(tmp_path / "workspace")},
-            "conversation": {"store_path": str(tmp_path / "conversations.sqlite3")},
-        }
-        for name, values in sections.items():
-            fields[name] = {**fields.get(name, {}), **values}
-        return Settings(**{name: SECTIONS[name](**values) for name, values in fields.items()})
-
-    return make
-
-
-@attrs.frozen
-class ReplayCLI:
-    """tests/support/replay_cli.py as an executable: set ``command`` as claude.command and
-    ``env`` as claude.extra_env; every run replays whatever `play` last chose."""
-
-    command: str
-    env: dict[str, str]
-    transcript: Path
-    stdin_log: Path
-
-    def play(self, name: str) -> None:
-        """Later runs replay tests/data/transcripts/<name>.jsonl."""
-        shutil.copyfile(TRANSCRIPTS / f"{name}.jsonl", self.transcript)
-
-    def runs(self) -> list[dict[str, Any]]:
-        """Every run so far: its argv and the stdin line it was sent."""
-        if not self.stdin_log.exists():
-            return []
-        return [json.loads(line) for line in self.stdin_log.read_text().splitlines()]
+    return settings_under(tmp_path)
 
 
 @pytest.fixture
 def replay_cli(tmp_path: Path) -> ReplayCLI:
     """A stand-in `claude` replaying text_stream until told otherwise (`ReplayCLI.play`)."""
-    home = tmp_path / "replay"
-    home.mkdir()
-    command = home / "claude"
-    command.write_text(
-        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} "
-        f"{shlex.quote(str(TESTS / 'support' / 'replay_cli.py'))} \"$@\"\n")
-    command.chmod(0o755)
-    cli = ReplayCLI(
-        command=str(command),
-        env={"REPLAY_FILE": str(home / "transcript.jsonl"),
-             "REPLAY_STDIN_LOG": str(home / "runs.jsonl"),
-             "CLAUDE_CONFIG_DIR": str(home / "config")},
-        transcript=home / "transcript.jsonl",
-        stdin_log=home / "runs.jsonl",
-    )
-    cli.play("text_stream")
-    return cli
+    return replay_cli_in(tmp_path / "replay")

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ccserver.app import App
-from tests.conftest import ReplayCLI, SettingsFactory
 from tests.support.asgi_client import lifespan
+from tests.support.replay import ReplayCLI
+from tests.support.settings import SettingsFactory
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 from ccserver.app import App
-from tests.conftest import ReplayCLI, SettingsFactory
 from tests.support.asgi_client import Response, request, sse_events
+from tests.support.replay import ReplayCLI
+from tests.support.settings import SettingsFactory
 
 # text_stream.jsonl's answer, and its usage.
 ANSWER = "Streaming works: this answer arrives as several small text deltas."

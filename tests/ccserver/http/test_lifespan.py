@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ccserver.app import App
-from tests.conftest import ReplayCLI, SettingsFactory
 from tests.support.asgi_client import lifespan, request
+from tests.support.replay import ReplayCLI
+from tests.support.settings import SettingsFactory
 
 
 async def test_start_up_finds_the_cli_and_health_reports_it(app: App, replay_cli: ReplayCLI) -> None:

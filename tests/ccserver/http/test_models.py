@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ccserver.app import App
-from tests.conftest import SettingsFactory
 from tests.support.asgi_client import request
+from tests.support.settings import SettingsFactory
 
 
 async def test_the_list_and_each_model(app: App) -> None:

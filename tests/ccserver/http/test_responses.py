@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from ccserver.app import App
-from tests.conftest import ReplayCLI
 from tests.support.asgi_client import Response, request, sse_events
+from tests.support.replay import ReplayCLI
 
 ANSWER = "Streaming works: this answer arrives as several small text deltas."  # text_stream
 
