@@ -1,8 +1,8 @@
 """Added inter-chunk delay on a slow stream: gateway SSE vs the CLI's own stdout.
 
 The fake upstream sends N text deltas ``delay_ms`` apart. Each round streams once through
-a plain gateway, once through a second gateway whose ``claude.command`` is a tee (this file
-with ``--tee``: it runs the real CLI, forwards its stdout untouched and logs when each text
+a plain gateway, once through a second gateway whose ``claude.command`` is a tee (tee_cli.py
+beside this file: it runs the real CLI, forwards its stdout untouched and logs when each text
 delta left the CLI), and once from a direct CLI run; the rounds alternate.
 
 * paired (headline): for the tee'd gateway, every gap between consecutive deltas at the SSE
@@ -12,23 +12,21 @@ delta left the CLI), and once from a direct CLI run; the rounds alternate.
 * unpaired: gaps at the plain gateway's client vs gaps on a direct run's stdout, compared
   by percentile. Scheduler noise on a shared 2-core box dominates its tail.
 
-Usage: .venv/bin/python bench/chunk_delay.py [rounds] [chunks] [delay_ms]
+Usage: .venv/bin/python -m bench.chunk_delay [rounds] [chunks] [delay_ms]
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import stat
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
-from harness import (
+
+from bench.harness import (
     CLAUDE_BIN,
     Report,
     Timeline,
@@ -41,30 +39,9 @@ from harness import (
     stream_chat,
 )
 
-__all__ = ["main", "run", "tee"]
+__all__ = ["main", "run"]
 
 PS = (50, 90, 99, 100)
-
-
-def tee(log_path: str, argv: Sequence[str]) -> int:
-    """Run the CLI; forward its stdout at once, then log each text delta's time and text."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the CLI handles it; we end at its EOF
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE)  # stdin, stderr inherited
-    assert proc.stdout is not None
-    fd, out, buf = proc.stdout.fileno(), sys.stdout.fileno(), b""
-    with open(log_path, "a", encoding="utf-8") as log:
-        while data := os.read(fd, 1 << 16):
-            now = time.perf_counter()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view):]
-            *lines, buf = (buf + data).split(b"\n")
-            for line in lines:
-                if b'"text_delta"' in line:
-                    text = json.loads(line)["event"]["delta"]["text"]
-                    log.write(json.dumps([now, text]) + "\n")
-            log.flush()
-    return proc.wait()
 
 
 def _stream(client: httpx.Client, prompt: str) -> Timeline:
@@ -108,8 +85,8 @@ def run(argv: Sequence[str] = ()) -> Report:
     with stack() as st:
         log = st.tmp / "tee.jsonl"
         wrapper = st.tmp / "claude-tee"
-        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {os.path.abspath(__file__)} "
-                           f"--tee {log} {CLAUDE_BIN} \"$@\"\n")
+        tee = Path(__file__).resolve().with_name("tee_cli.py")
+        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {tee} {log} {CLAUDE_BIN} \"$@\"\n")
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
         with st.gateway("gw") as (_, gw), \
                 st.gateway("tee", {"claude.command": wrapper}) as (_, teed):
@@ -132,7 +109,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     p99 = percentile(added, 99) * 1000
     report = Report(
         title=f"Added inter-chunk delay ({chunks} chunks, {delay_ms} ms apart upstream)",
-        command=f".venv/bin/python bench/chunk_delay.py {rounds} {chunks} {delay_ms}",
+        command=f".venv/bin/python -m bench.chunk_delay {rounds} {chunks} {delay_ms}",
         headline=f"added p50 {percentile(added, 50) * 1000:+.2f} ms, p99 {p99:+.2f} ms; "
                  f"hop CLI stdout -> client p50 {percentile(hops, 50) * 1000:.2f} ms, p99 "
                  f"{percentile(hops, 99) * 1000:.2f} ms (goal p99 ≤ 5 ms: "
@@ -151,10 +128,7 @@ def run(argv: Sequence[str] = ()) -> Report:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["--tee"]:
-        sys.exit(tee(args[1], args[2:]))
-    print(run(args).text())
+    print(run(sys.argv[1:] if argv is None else argv).text())
 
 
 if __name__ == "__main__":

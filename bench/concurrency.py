@@ -8,7 +8,7 @@ run, /proc is sampled every 0.25 s: the gateway's peak RSS, and every CLI proces
 gateway's reaped-children times plus the live ones' (a process that was warm before the
 burst counts only what it spent during it). The load generator shares the 2 cores.
 
-Usage: .venv/bin/python bench/concurrency.py [levels, e.g. 32,64]
+Usage: .venv/bin/python -m bench.concurrency [levels, e.g. 32,64]
 """
 
 from __future__ import annotations
@@ -23,8 +23,17 @@ from pathlib import Path
 
 import attrs
 import httpx
-from harness import Report, Timeline, fake_prompt, median, percentile, settle, stack, stream_chat
 
+from bench.harness import (
+    Report,
+    Timeline,
+    fake_prompt,
+    median,
+    percentile,
+    settle,
+    stack,
+    stream_chat,
+)
 from tests.support.gateway import process_tree
 
 __all__ = ["main", "run"]
@@ -187,7 +196,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     keys = next(iter(columns.values())).keys() if columns else []
     report = Report(
         title="Concurrency: N parallel streams, one short answer each",
-        command=f".venv/bin/python bench/concurrency.py {','.join(map(str, levels))}",
+        command=f".venv/bin/python -m bench.concurrency {','.join(map(str, levels))}",
         headline=" · ".join(f"{n} streams: {c['throughput']}, {c['streams ok / errors']} "
                             f"ok/errors, complete p99 {c['complete p50 / p99'].split(' / ')[1]}"
                             for n, c in columns.items()),

@@ -26,8 +26,8 @@ from typing import Any
 import attrs
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ccproto import Invocation, PlanOptions, SessionPlan, plan_invocation, structure_request
+from ccserver.edge.metrics import percentile
 from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, cli_env, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway
 
@@ -47,14 +47,6 @@ def arg(argv: Sequence[str], i: int, default: int) -> int:
 
 def fake_prompt(directive: Mapping[str, Any], text: str = "Answer briefly.") -> str:
     return f"{text} [[fake {json.dumps(directive)}]]"
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (the same rule as the gateway's /stats)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def median(values: Sequence[float]) -> float:

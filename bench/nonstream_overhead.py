@@ -9,7 +9,7 @@ between runs. Ratios are medians of per-round ratios; the direct run is timed to
 (what `subprocess.run` or a non-streaming `claude -p` caller waits for, the baseline of the
 pre-pool version of this script) and, stricter, to its result line (the answer complete).
 
-Usage: .venv/bin/python bench/nonstream_overhead.py [rounds]
+Usage: .venv/bin/python -m bench.nonstream_overhead [rounds]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness import Report, arg, fake_prompt, median, post_chat, run_direct, settle, stack
+from bench.harness import Report, arg, fake_prompt, median, post_chat, run_direct, settle, stack
 
 __all__ = ["main", "run"]
 
@@ -53,7 +53,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     r_off, r_on = ratio("off", "exit"), ratio("on", "exit")
     report = Report(
         title="Non-streaming first turn: gateway / direct `claude -p`",
-        command=f".venv/bin/python bench/nonstream_overhead.py {rounds}",
+        command=f".venv/bin/python -m bench.nonstream_overhead {rounds}",
         headline=f"pool off {r_off:.3f}, pool on {r_on:.3f} against the direct run to its exit "
                  f"(goal ≤ 1.05: {'met' if max(r_off, r_on) <= 1.05 else 'NOT met'}); stricter, "
                  f"against its result line: pool off {ratio('off', 'result'):.3f}, pool on "

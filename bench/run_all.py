@@ -5,8 +5,8 @@ CLI run directly; this runs them one after the other (about 7 minutes with the d
 2 cores) and replaces the part of BENCHMARKS.md between the ``bench:begin`` / ``bench:end``
 markers, leaving the rest (history) as it is.
 
-Usage: .venv/bin/python bench/run_all.py [--no-write] [NAME=ARG[,ARG...] ...]
-  e.g. .venv/bin/python bench/run_all.py ttft=4 concurrency=32,64
+Usage: .venv/bin/python -m bench.run_all [--no-write] [NAME=ARG[,ARG...] ...]
+  e.g. .venv/bin/python -m bench.run_all ttft=4 concurrency=32,64
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from harness import CLAUDE_BIN, ROOT, Report
+from bench.harness import CLAUDE_BIN, ROOT, Report
 
 __all__ = ["SUITE", "main"]
 
@@ -64,7 +64,7 @@ def _args(overrides: Sequence[str]) -> dict[str, tuple[str, ...]]:
 
 def render(reports: Sequence[Report], failures: Sequence[str], where: str, took: float) -> str:
     lines = [BEGIN, "", f"Latest run: {date.today().isoformat()}, {where}; the whole suite "
-             f"took {took / 60:.1f} min (`.venv/bin/python bench/run_all.py`).", "",
+             f"took {took / 60:.1f} min (`.venv/bin/python -m bench.run_all`).", "",
              "| bench | result |", "|---|---|"]
     lines += [f"| {r.title} | {r.headline} |" for r in reports]
     lines += [f"| FAILED | {f} |" for f in failures]
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"-- {name} {' '.join(args)}", flush=True)
         load = os.getloadavg()[0]  # the box is shared: note how busy it was
         try:
-            report = importlib.import_module(name).run(args)
+            report = importlib.import_module(f"bench.{name}").run(args)
             report.notes.append(f"1-min load average {load:.2f} when the script started "
                                 "(it decays slowly: a burst just before still shows)")
         except Exception as exc:  # one broken bench must not lose the others' numbers

@@ -7,7 +7,7 @@ with ``--session-id`` and turn 2 as a cold one-shot with ``--resume <session>`` 
 working directory: what a user of the bare CLI does. Timed from request sent / CLI spawned
 to the first text delta, and to the complete answer (`[DONE]` / the CLI's result line).
 
-Usage: .venv/bin/python bench/second_turn.py [pairs]
+Usage: .venv/bin/python -m bench.second_turn [pairs]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from harness import Report, arg, fake_prompt, median, run_direct, settle, stack, stream_chat
+from bench.harness import Report, arg, fake_prompt, median, run_direct, settle, stack, stream_chat
 
 __all__ = ["main", "run"]
 
@@ -63,7 +63,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     ratio = median(done_ratios)
     report = Report(
         title="Second turn: gateway (bound process) / direct `claude -p --resume`",
-        command=f".venv/bin/python bench/second_turn.py {pairs}",
+        command=f".venv/bin/python -m bench.second_turn {pairs}",
         headline=f"{ratio:.3f} to the complete answer, {median(first_ratios):.3f} to the "
                  f"first token (medians of {pairs} pair ratios; goal ≤ 0.2: "
                  f"{'met' if ratio <= 0.2 else 'NOT met'})",

@@ -7,7 +7,7 @@ the lines (fed one line per read, as pipes deliver them), `Turn` turns records i
 as SSE. The baseline only runs `json.loads` on each line. Both are timed in-process, best of
 several repeats, so the ratio is what translating costs over merely parsing.
 
-Usage: .venv/bin/python bench/translate.py [rounds] [repeats]
+Usage: .venv/bin/python -m bench.translate [rounds] [repeats]
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness import ROOT, Report, arg
-
+from bench.harness import ROOT, Report, arg
 from ccproto import NEED_DATA, ChunkBuilder, CLIStream, Exit, Turn, dumps, encode_data
 
 __all__ = ["main", "run", "translate"]
@@ -71,7 +70,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     rounds, repeats = arg(argv, 0, 200), arg(argv, 1, 5)
     report = Report(
         title="ccproto translation vs bare json.loads (recorded CLI stdout)",
-        command=f".venv/bin/python bench/translate.py {rounds} {repeats}",
+        command=f".venv/bin/python -m bench.translate {rounds} {repeats}",
         headline="",
         header=("transcript", "lines", "json.loads / line", "ccproto / line", "ratio"),
     )

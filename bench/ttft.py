@@ -7,7 +7,7 @@ Between requests the script waits until the pool is full again plus 3 s (a fresh
 that long to become warm) and deletes the gateway's conversation, so no CPU from refilling
 or retiring overlaps a measurement.
 
-Usage: .venv/bin/python bench/ttft.py [pairs]
+Usage: .venv/bin/python -m bench.ttft [pairs]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness import Report, arg, fake_prompt, median, run_direct, settle, stack, stream_chat
+from bench.harness import Report, arg, fake_prompt, median, run_direct, settle, stack, stream_chat
 
 __all__ = ["main", "run"]
 
@@ -51,7 +51,7 @@ def run(argv: Sequence[str] = ()) -> Report:
     ratio = median(ratios)
     report = Report(
         title="Time to first token: gateway (warm pool) / direct cold `claude -p`",
-        command=f".venv/bin/python bench/ttft.py {pairs}",
+        command=f".venv/bin/python -m bench.ttft {pairs}",
         headline=f"{ratio:.3f} (median of {pairs} pair ratios; goal ≤ 0.2: "
                  f"{'met' if ratio <= 0.2 else 'NOT met'})",
         header=("side", "median", "min", "max"),

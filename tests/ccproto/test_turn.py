@@ -31,8 +31,7 @@ from ccproto import (
     parse_record,
 )
 from ccproto.turn import FAILING_RESULT, INPUTS, PROTOCOL_ERRORS, TRANSITIONS, TurnInput
-
-from . import records as r
+from tests.support import records as r
 
 
 def run(lines: list[dict[str, Any]], *, returncode: int = 0, stderr: str = "") -> tuple[Turn, list[TurnEvent]]:

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import attrs
 import pytest
-import trio
 
 from ccserver.proc import discovery
 from ccserver.proc.discovery import CLIInfo, find_cli, locate_cli, probe_cli
 from ccserver.settings import ClaudeSettings, Settings
 
 REAL_CLI = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "claude"
-GUARD = 60.0  # seconds: the real CLI starts in well under that even on a loaded box
 
 STANDIN = """#!/bin/sh
 case "$1" in
@@ -94,35 +92,32 @@ def test_default_project_root_is_the_checkout() -> None:
 
 async def test_probe_standin(tmp_path: Path) -> None:
     cli = executable(tmp_path / "claude")
-    with trio.fail_after(GUARD):
-        info = await probe_cli(cli, {"PATH": os.defpath})
+    info = await probe_cli(cli, {"PATH": os.defpath})
     assert info == CLIInfo(
         path=cli, version="9.9.9", logged_in=False, auth_method="none", error=None
     )
 
 
 async def test_probe_reports_failures_without_raising(tmp_path: Path) -> None:
-    with trio.fail_after(GUARD):
-        info = await probe_cli(str(tmp_path / "missing"), {})
-        assert info.version is None and info.logged_in is None
-        assert info.error is not None and "cannot run" in info.error
+    info = await probe_cli(str(tmp_path / "missing"), {})
+    assert info.version is None and info.logged_in is None
+    assert info.error is not None and "cannot run" in info.error
 
-        garbled = STANDIN.replace("echo '{", "echo 'oops {")
-        info = await probe_cli(executable(tmp_path / "garbled", garbled), {})
-        assert info.version == "9.9.9" and info.logged_in is None
-        assert info.error is not None and "auth status" in info.error
+    garbled = STANDIN.replace("echo '{", "echo 'oops {")
+    info = await probe_cli(executable(tmp_path / "garbled", garbled), {})
+    assert info.version == "9.9.9" and info.logged_in is None
+    assert info.error is not None and "auth status" in info.error
 
-        broken = "#!/bin/sh\necho 'boom' >&2\nexit 3\n"
-        info = await probe_cli(executable(tmp_path / "broken", broken), {})
-        assert info.version is None
-        assert info.error is not None and "exited with 3" in info.error and "boom" in info.error
+    broken = "#!/bin/sh\necho 'boom' >&2\nexit 3\n"
+    info = await probe_cli(executable(tmp_path / "broken", broken), {})
+    assert info.version is None
+    assert info.error is not None and "exited with 3" in info.error and "boom" in info.error
 
 
 async def test_probe_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discovery, "PROBE_TIMEOUT_SECONDS", 0.5)
     hang = executable(tmp_path / "hang", "#!/bin/sh\nexec sleep 60\n")
-    with trio.fail_after(GUARD):
-        info = await probe_cli(hang, {"PATH": os.defpath})
+    info = await probe_cli(hang, {"PATH": os.defpath})
     assert info.version is None
     assert info.error is not None and "did not finish" in info.error
 
@@ -134,8 +129,7 @@ def isolated_env(home: Path, **extra: str) -> dict[str, str]:
 
 async def test_probe_real_cli(tmp_path: Path) -> None:
     assert os.access(REAL_CLI, os.X_OK), "run `npm ci` (make setup) to install the pinned CLI"
-    with trio.fail_after(GUARD):
-        info = await probe_cli(str(REAL_CLI), isolated_env(tmp_path))
+    info = await probe_cli(str(REAL_CLI), isolated_env(tmp_path))
     assert info.version is not None and info.version.startswith("2.1.197")
     assert attrs.evolve(info, version=None) == CLIInfo(
         path=str(REAL_CLI), version=None, logged_in=False, auth_method="none", error=None
@@ -144,6 +138,5 @@ async def test_probe_real_cli(tmp_path: Path) -> None:
 
 async def test_probe_real_cli_with_api_key(tmp_path: Path) -> None:
     env = isolated_env(tmp_path, ANTHROPIC_API_KEY="sk-ant-test-not-a-key")
-    with trio.fail_after(GUARD):
-        info = await probe_cli(str(REAL_CLI), env)
+    info = await probe_cli(str(REAL_CLI), env)
     assert (info.logged_in, info.auth_method, info.error) == (True, "api_key", None)

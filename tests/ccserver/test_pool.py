@@ -1,5 +1,5 @@
 """The warm pool: its decisions without processes (`Books`), then its hosting and a
-turn's `Lease` with the stand-in CLI (tests/support_standin_cli.py) as the process.
+turn's `Lease` with the stand-in CLI (tests/support/standin_cli.py) as the process.
 
 Real clock for the hosted tests (subprocess I/O and autojump_clock do not mix); every
 trio test runs under a `trio.fail_after` guard so a hang fails instead of blocking.
@@ -24,7 +24,7 @@ from ccserver.pool.pooled import PooledProcess, ProcessPlan
 from ccserver.proc.cli import CLIProcess
 from ccserver.proc.reading import RunLimits
 
-STANDIN = Path(__file__).resolve().parents[1] / "support_standin_cli.py"
+STANDIN = Path(__file__).resolve().parents[1] / "support" / "standin_cli.py"
 GUARD = 20.0  # seconds; generous for a loaded CI box, far below pytest's patience
 LIMITS = RunLimits(first_output=5, idle=5, total=10, kill_grace=1.0,
                    max_line_bytes=1 << 20, stderr_tail_bytes=4096)

@@ -1,4 +1,4 @@
-"""ccserver.proc.spawn against a real child process (tests/support_standin_cli.py).
+"""ccserver.proc.spawn against a real child process (tests/support/standin_cli.py).
 
 Real clock throughout (subprocess I/O and autojump_clock do not mix, style-anchors §6.1);
 every test runs under a `trio.fail_after` guard so a hang fails instead of blocking the suite.
@@ -28,7 +28,7 @@ from ccserver.proc.spawn import (
 )
 from ccserver.proc.tree import ProcInfo, is_same, read_info
 
-STANDIN = Path(__file__).resolve().parents[1] / "support_standin_cli.py"
+STANDIN = Path(__file__).resolve().parents[1] / "support" / "standin_cli.py"
 GUARD = 15.0  # seconds; generous for a loaded CI box, far below pytest's patience
 
 

@@ -1,5 +1,5 @@
 """`open_turn` end to end inside the server, with a CLI stand-in that replays a recorded
-stream-json transcript (tests/ccserver/replay_cli.py) instead of the real CLI.
+stream-json transcript (tests/support/replay_cli.py) instead of the real CLI.
 
 What the core promises: a good turn is recorded in its conversation before its
 `TurnFinished` reaches the surface; a failed turn is rolled back; a process that could not
@@ -36,7 +36,7 @@ from ccserver.proc.reading import RunLimits
 from ccserver.settings import Settings
 from ccserver.settings.sections import ConversationSettings
 
-REPLAY = Path(__file__).with_name("replay_cli.py")
+REPLAY = Path(__file__).resolve().parents[1] / "support" / "replay_cli.py"
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
 GUARD = 30.0  # seconds; generous for a loaded CI box, far below pytest's patience
 LIMITS = RunLimits(first_output=10, idle=10, total=20, kill_grace=1.0,

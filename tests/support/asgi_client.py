@@ -1,14 +1,16 @@
 """Call a raw ASGI app in-process: one http scope in, status, headers and body out.
 
-No sockets and no lifespan: tests that need gateway state set it by hand. After the body
-has been handed over, ``receive`` blocks until the response is complete and then reports
+No sockets. Without `lifespan` nothing is started: tests that need gateway state set it by
+hand, or run the app's own start-up and shutdown with `async with lifespan(app):`. After the
+body has been handed over, ``receive`` blocks until the response is complete and then reports
 ``http.disconnect``, like a client that waits for its answer and then goes away.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, MutableMapping
+from collections.abc import AsyncIterator, Iterable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -16,7 +18,7 @@ import trio
 
 from ccserver.edge.asgi import ASGIApp
 
-__all__ = ["Response", "request"]
+__all__ = ["Response", "lifespan", "request", "sse_events"]
 
 
 @attrs.frozen
@@ -92,3 +94,56 @@ async def request(
     await app(scope, receive, send)
     assert status, f"{method} {path}: the app sent no response"
     return Response(status[0], response_headers, b"".join(chunks))
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[list[str]]:
+    """The app started (ASGI lifespan start-up) for the block, and shut down after it.
+
+    Yields the lifespan messages the app sent, so far and later. As Hypercorn does, an app
+    that returns without ``lifespan.shutdown.complete`` counts as shut down.
+    """
+    to_app, app_inbox = trio.open_memory_channel[MutableMapping[str, Any]](1)
+    app_outbox, from_app = trio.open_memory_channel[MutableMapping[str, Any]](1)
+    sent: list[str] = []
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+
+    async def serve() -> None:
+        async with app_outbox:
+            await app(scope, app_inbox.receive, app_outbox.send)
+
+    async def reply() -> str:
+        try:
+            message = await from_app.receive()
+        except trio.EndOfChannel:
+            return "returned"
+        sent.append(message["type"])
+        return str(message["type"])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        await to_app.send({"type": "lifespan.startup"})
+        started = await reply()
+        assert started == "lifespan.startup.complete", started
+        try:
+            yield sent
+        finally:
+            with trio.CancelScope(shield=True):
+                await to_app.send({"type": "lifespan.shutdown"})
+                stopped = await reply()
+            assert stopped in ("lifespan.shutdown.complete", "returned"), stopped
+
+
+def sse_events(body: bytes) -> list[tuple[str, str]]:
+    """A whole SSE body as (event, data) pairs; comment lines (keep-alives) are dropped."""
+    events = []
+    for block in body.decode().split("\n\n"):
+        event, data = "", []
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if data:
+            events.append((event, "\n".join(data)))
+    return events

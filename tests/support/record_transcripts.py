@@ -1,9 +1,10 @@
 """Record real Claude Code CLI transcripts against the fake Anthropic API.
 
-Usage: ``.venv/bin/python tests/data/record_transcripts.py [NAME ...]`` (default: every scenario).
+Usage, from the repo root: ``.venv/bin/python -m tests.support.record_transcripts [NAME ...]``
+(default: every scenario).
 
 For each scenario this starts nothing but the CLI (the fake runs once for all of them), feeds the
-prompt as one stream-json line on a pipe, and writes next to this file:
+prompt as one stream-json line on a pipe, and writes into tests/data:
 
 * ``transcripts/<name>.jsonl``: the CLI's stdout bytes, unmodified (the ccproto test data);
 * ``transcripts/<name>.meta.json``: argv (binary path replaced by ``claude``), the env overrides,
@@ -26,8 +27,6 @@ from typing import Any
 
 import attrs
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-
 from tests.support.fakeapi import (
     STREAM_JSON_ARGS,
     FakeAPI,
@@ -36,7 +35,7 @@ from tests.support.fakeapi import (
     user_line,
 )
 
-OUT_DIR = Path(__file__).resolve().parent / "transcripts"
+OUT_DIR = Path(__file__).resolve().parents[1] / "data" / "transcripts"
 BASH_ECHO = {"name": "Bash", "input": {"command": "echo hi", "description": "Print hi"}}
 
 
