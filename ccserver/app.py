@@ -117,10 +117,13 @@ class App:
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await self.gateway.pool.shutdown()
+                    # Ends the housekeeping: the pool kills what did not exit by itself.
                     nursery.cancel_scope.cancel()
-                    await self.gateway.stop()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+                    break
+        # Outside the cancelled nursery, or these would be cancelled too: no process and no
+        # sweep is left to use the store when it closes.
+        await self.gateway.stop()
+        await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = trio.current_time()

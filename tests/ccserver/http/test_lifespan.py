@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from ccserver.app import App
 from tests.support.asgi_client import lifespan, request
 from tests.support.replay import ReplayCLI
@@ -30,10 +28,6 @@ async def test_without_a_cli_chat_is_a_503_that_says_how_to_install_it(
         assert "npm ci" in response.json()["error"]["message"]
 
 
-@pytest.mark.xfail(reason=(
-    "app.py's lifespan cancels its nursery before `await gateway.stop()` and the "
-    "shutdown.complete send, in the same scope: both are cancelled, so the store is never "
-    "closed and the app returns without lifespan.shutdown.complete (Hypercorn tolerates that)"))
 async def test_shutdown_stops_the_gateway_and_completes(
         make_settings: SettingsFactory, replay_cli: ReplayCLI) -> None:
     app = App(make_settings(claude={"command": replay_cli.command}, pool={"size": 0}))
