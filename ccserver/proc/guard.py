@@ -20,6 +20,12 @@ Why not ``PR_SET_PDEATHSIG``: it fires on the death of the *thread* that forked,
 spawns from a worker thread of its cache, which exits after a few idle seconds, killing a
 healthy CLI; and it would reach only the CLI, not its tools in their own sessions. The
 watchdog is one process per gateway, so a CLI's start costs nothing more than an env var.
+
+Cost, measured on the 2-core test box: a CLI start pays ~15 us (reading our own tag, and
+checking the watchdog is alive); the watchdog's spawn is ~1 ms once per gateway (it then
+takes ~0.25 s to import, off every request's path: EOF waits in the pipe until it reads);
+the start-up sweep reads ~90 processes' environments in ~5 ms; from the gateway's SIGKILL
+to its CLI and tool tree being dead took 3-9 ms.
 """
 
 from __future__ import annotations
