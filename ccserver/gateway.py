@@ -30,6 +30,7 @@ from .errors import CLIUnavailable
 from .pool.admission import Admission
 from .pool.pool import POOL_COUNTERS, Pool
 from .proc.discovery import CLIInfo, find_cli, probe_cli
+from .proc.guard import start_watchdog, stop_predecessors
 from .proc.reading import RunLimits
 from .settings import Settings
 from .settings.startup import claude_options, plan_options
@@ -84,7 +85,13 @@ class Gateway:
         self.services: TurnServices | None = None
 
     async def start(self) -> None:
-        """Open the store, find and probe the CLI, and make sure the workspace exists."""
+        """Stop a dead predecessor's leftovers, open the store, find and probe the CLI, and
+        make sure the workspace exists."""
+        # First of all: a CLI a SIGKILLed gateway left running would append its turn to a
+        # transcript after we rolled it back (proc/guard.py). None can once this returns.
+        if stopped := await stop_predecessors():
+            log.warning("stopped %d processes a previous gateway left running", stopped)
+        start_watchdog()
         self.workspace.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         # Before looking for the CLI: a bad file-access or MCP setting stops start-up.

@@ -75,6 +75,11 @@ class SessionFiles:
         so the cut goes before the enqueue of prompt ``good_turns + 1``. Counting, not a
         remembered length, because the CLI writes its lines a little after its result.
         A transcript left empty is removed: the session never happened.
+
+        No CLI may be writing it: the CLI appends by path (``appendFile(sessionFile)``),
+        so replacing the file would not fence a late writer off, only ordering does. Our
+        own runs are dead (or stay bound and complete) when a turn settles, and a dead
+        gateway's were killed at start-up, before any roll-back (`ccserver.proc.guard`).
         """
         path = self.transcript(cwd, session_id)
 

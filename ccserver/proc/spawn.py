@@ -8,7 +8,8 @@ SIGTERMs then SIGKILLs its group, and sweeps. The sweep works after a normal exi
 are a child subreaper, so orphans are reparented to us, and each CLI gets a per-run token
 in ``CCSERVER_RUN_ID`` that its descendants inherit. Children of ours with a finished run's
 token are killed and reaped with their subtrees; a concurrent run's processes (live token)
-and children the gateway started otherwise (no token) are never touched.
+and children the gateway started otherwise (no token) are never touched. What outlives
+the gateway itself is `guard`'s business: each run also carries the gateway's tag.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ccproto import Invocation
 from ..errors import raise_single
 from . import tree as procs
 from .cli import STDERR_SETTLE, CLIProcess
+from .guard import GATEWAY_MARKER_ENV, gateway_tag, start_watchdog
 from .tree import ProcInfo, live_descendants
 
 __all__ = [
@@ -68,6 +70,7 @@ async def open_cli(
         ProcessStartError: the executable could not be started.
     """
     procs.make_subreaper()  # once per process (cached)
+    start_watchdog()  # kills this run's processes if the gateway dies (guard.py)
     token = secrets.token_hex(8)
     # Registered before the spawn: the new child's token must never look like a finished run's.
     _live[token] = None
@@ -116,7 +119,7 @@ async def _spawn(inv: Invocation, token: str) -> trio.Process:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**inv.env, RUN_MARKER_ENV: token},
+            env={**inv.env, RUN_MARKER_ENV: token, GATEWAY_MARKER_ENV: gateway_tag()},
             cwd=inv.cwd,
             start_new_session=True,  # its own group: SIGTERM/SIGKILL reach its plain children
         )
