@@ -21,7 +21,7 @@ import pytest
 from ccserver.proc.guard import GATEWAY_MARKER_ENV, gateway_tag, stop_predecessors
 from ccserver.proc.tree import ProcInfo, is_same, read_info
 
-STANDIN = Path(__file__).resolve().parents[1] / "support_standin_cli.py"
+STANDIN = Path(__file__).resolve().parents[1] / "support" / "standin_cli.py"
 BOUND = 20.0  # seconds; a bound on polling for a loaded box, not an expected duration
 
 # The stand-in's output (``child <pid>``, ``grandchild <pid>``) goes to the test's pipe,
@@ -41,7 +41,7 @@ async def main():
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             if not chunk:
-                await trio.sleep_forever()
+                return  # the stand-in died: the test sees EOF and fails instead of hanging
 
 trio.run(main)
 """
