@@ -9,8 +9,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import hypercorn.trio
+import hypercorn.trio.run
 import trio
 from hypercorn.config import Config
+from hypercorn.trio.tcp_server import TCPServer
 
 from .app import make_app
 from .settings import Settings
@@ -18,17 +20,40 @@ from .settings import Settings
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
 
-__all__ = ["KEEP_ALIVE_TIMEOUT_SECONDS", "hypercorn_config", "serve"]
+__all__ = ["hypercorn_config", "serve"]
 
 logger = logging.getLogger(__name__)
 
 # Any raw ASGI callable; Hypercorn's own alias insists on its TypedDict scopes and messages.
 App = Callable[[Any, Any, Any], Awaitable[None]]
 
-# Longer than the idle expiry of common client pools (httpx 5 s, undici 4 s, aiohttp 15 s), so
-# the client rather than the server retires an idle connection: a client never reuses one the
-# server has just closed. Hypercorn pauses this timer while a request is in flight.
-KEEP_ALIVE_TIMEOUT_SECONDS = 75.0
+class _ReleasingTCPServer(TCPServer):
+    """Hypercorn's trio connection, letting go of its socket as soon as the client closes.
+
+    Hypercorn 0.18's trio `TCPServer.run` reads in a task group that also holds the
+    connection's idle timer, and closes the socket only after that group exits. On the
+    client's EOF its read loop ends and the app is told ``http.disconnect``, but the idle
+    timer (re-armed after every response) keeps the group, and so the socket, open until
+    it fires: every connection a client closed sat in CLOSE-WAIT, holding its fd for the
+    whole keep-alive timeout (hundreds of fds under one-shot requests). Its asyncio worker
+    does close on EOF. Once the read loop is over the connection can serve nothing more,
+    so stopping the timer there loses nothing and lets the group exit and close the fd.
+    """
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
+def _release_closed_connections() -> None:
+    # Hypercorn's trio worker builds each connection from this module global; no setting
+    # chooses the class. The check makes an upgrade that moves it fail here, not silently.
+    namespace = vars(hypercorn.trio.run)
+    current = namespace.get("TCPServer")
+    if current is not _ReleasingTCPServer:
+        if current is not TCPServer:
+            raise RuntimeError("hypercorn.trio.run.TCPServer is not Hypercorn's own class")
+        namespace["TCPServer"] = _ReleasingTCPServer
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -37,7 +62,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.bind = [f"{_url_host(settings)}:{settings.server.port}"]
     # Hypercorn enforces this as a deadline on every connection's handler once shutdown starts.
     config.graceful_timeout = settings.server.graceful_timeout_seconds
-    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_SECONDS
+    # Hypercorn's idle timer: it runs from the connection's start until a request's head has
+    # arrived, and again after each response, so it drops a silent or slow-heading client
+    # as well as an idle keep-alive connection. It is paused while a request is in flight.
+    config.keep_alive_timeout = settings.server.keep_alive_seconds
     # Twice the app's own frame limit: a frame between the two gets an error frame from
     # ccserver.ws and the socket stays open; only beyond this does Hypercorn close it (1009).
     config.websocket_max_message_size = 2 * max(settings.server.max_body_bytes,
@@ -70,6 +98,7 @@ async def serve(
     """
     if app is None:
         app = make_app(settings)
+    _release_closed_connections()
     config = hypercorn_config(settings)
     draining = trio.Event()
     # Opened before binding, so a signal can never arrive with the default handler in place.
