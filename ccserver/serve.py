@@ -15,17 +15,23 @@ from hypercorn.config import Config
 from hypercorn.trio.tcp_server import TCPServer
 
 from .app import make_app
+from .edge.drain import Drain
 from .settings import Settings
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
 
-__all__ = ["hypercorn_config", "serve"]
+__all__ = ["FINAL_FRAMES_SECONDS", "hypercorn_config", "serve"]
 
 logger = logging.getLogger(__name__)
 
 # Any raw ASGI callable; Hypercorn's own alias insists on its TypedDict scopes and messages.
 App = Callable[[Any, Any, Any], Awaitable[None]]
+
+#: After the grace, how long the surfaces have to send their final frames (an SSE error
+#: event, a WebSocket close) before Hypercorn cancels whatever is left. Those frames are a
+#: few hundred bytes each; this only bounds a client that does not read them.
+FINAL_FRAMES_SECONDS = 5.0
 
 class _ReleasingTCPServer(TCPServer):
     """Hypercorn's trio connection, letting go of its socket as soon as the client closes.
@@ -60,8 +66,10 @@ def hypercorn_config(settings: Settings) -> Config:
     """Hypercorn's config for ``settings``: one plain-HTTP bind, no access log."""
     config = Config()
     config.bind = [f"{_url_host(settings)}:{settings.server.port}"]
-    # Hypercorn enforces this as a deadline on every connection's handler once shutdown starts.
-    config.graceful_timeout = settings.server.graceful_timeout_seconds
+    # Hypercorn enforces this as a deadline on every connection's handler once shutdown
+    # starts; the grace itself ends earlier, with our `Drain.cut` (serve), so open streams
+    # and sockets can still end in their own words before this cancels them.
+    config.graceful_timeout = settings.server.graceful_timeout_seconds + FINAL_FRAMES_SECONDS
     # Hypercorn's idle timer: it runs from the connection's start until a request's head has
     # arrived, and again after each response, so it drops a silent or slow-heading client
     # as well as an idle keep-alive connection. It is paused while a request is in flight.
@@ -81,23 +89,28 @@ async def serve(
     *,
     app: App | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    drain: Drain | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then shut down gracefully.
 
     Shutdown stops accepting connections, closes idle ones, and gives in-flight requests
-    ``server.graceful_timeout_seconds`` to finish before cancelling them; a second signal
-    cancels them at once. Cancelling ``serve`` itself cancels everything immediately.
+    ``server.graceful_timeout_seconds`` to finish. Then ``drain`` is cut: open streams end
+    with an error event and WebSockets with a 1001 close (ccserver.edge.drain), and what
+    is still running ``FINAL_FRAMES_SECONDS`` later is cancelled. A second signal cancels
+    everything at once, as does cancelling ``serve`` itself.
     Signal handling needs the main thread, where ``trio.run`` normally is.
 
     Args:
         settings: the loaded settings.
         app: the ASGI app; None builds ``ccserver.app.make_app(settings)``.
         shutdown_trigger: an extra graceful-shutdown trigger, for embedding and tests.
+        drain: what the app's surfaces watch; None: the built app's, when ``app`` is None.
         task_status: ``started`` with the TCP port actually bound (useful with port 0).
     """
     if app is None:
-        app = make_app(settings)
+        built = make_app(settings)
+        app, drain = built, built.gateway.drain
     _release_closed_connections()
     config = hypercorn_config(settings)
     draining = trio.Event()
@@ -107,6 +120,9 @@ async def serve(
             nursery.start_soon(_watch_signals, signals, draining, nursery.cancel_scope, settings)
             if shutdown_trigger is not None:
                 nursery.start_soon(_set_after, shutdown_trigger, draining)
+            if drain is not None:
+                grace = settings.server.graceful_timeout_seconds
+                nursery.start_soon(_cut_after_grace, draining, drain, grace)
             serving = partial(_serve_then_cancel, app, config, draining, nursery.cancel_scope)
             binds: list[str] = await nursery.start(serving)
             # Hypercorn reports binds as "http://HOST:PORT" with the kernel's port.
@@ -147,6 +163,15 @@ async def _watch_signals(
             settings.server.graceful_timeout_seconds,
         )
         draining.set()
+
+
+async def _cut_after_grace(draining: trio.Event, drain: Drain, grace: float) -> None:
+    await draining.wait()
+    # The grace in-flight requests were promised; Hypercorn's own deadline is later by
+    # FINAL_FRAMES_SECONDS, which is when it cancels whatever has not finished by then.
+    await trio.sleep(grace)
+    logger.warning("shutdown grace of %g s is over: ending open streams and sockets", grace)
+    drain.cut()
 
 
 async def _set_after(trigger: Callable[[], Awaitable[None]], event: trio.Event) -> None:

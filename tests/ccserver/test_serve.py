@@ -19,7 +19,7 @@ import h11
 import pytest
 import trio
 
-from ccserver.serve import hypercorn_config, serve
+from ccserver.serve import FINAL_FRAMES_SECONDS, hypercorn_config, serve
 from ccserver.settings import ServerSettings, Settings
 
 GUARD = 15.0  # seconds; every test must finish well within it
@@ -168,7 +168,8 @@ def test_hypercorn_config() -> None:
                                        keep_alive_seconds=4.0))
     )
     assert config.bind == ["[::1]:8123"]
-    assert config.graceful_timeout == 7.5
+    # Hypercorn cancels only after the grace and the surfaces' final frames (serve).
+    assert config.graceful_timeout == 7.5 + FINAL_FRAMES_SECONDS
     assert config.accesslog is None
     assert config.keep_alive_timeout == 4.0
 
