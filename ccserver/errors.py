@@ -29,7 +29,7 @@ __all__ = [
     "Busy", "CLIStartFailed", "CLITimeout", "CLIUnavailable", "ConversationBusy",
     "ConversationNotFound", "DuplicateRequestId", "InternalError", "MethodNotAllowed",
     "ModelNotFound", "OriginRefused", "PayloadTooLarge", "PreviousResponseNotFound",
-    "ResponseInProgress", "ResponseNotFound", "TooManyRequests", "Unauthorized",
+    "ResponseInProgress", "ResponseNotFound", "ShuttingDown", "TooManyRequests", "Unauthorized",
     "UnknownRequestId", "UnknownURL", "error_payload", "find_leaf", "raise_single",
     "unwrap_single",
 ]
@@ -255,6 +255,22 @@ class CLITimeout(CLIError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="timeout", retryable=True)
+
+
+class ShuttingDown(CLIError):
+    """The server's shutdown grace ran out while this turn was still running; it was stopped.
+
+    A CLIError, because it ends a turn (``TurnFailed``) like any failure, so each surface
+    says it in its own words: a 503 before a stream is committed, an error event after.
+    Retryable: another instance, or this one restarted, can serve the same request.
+    """
+
+    status_hint = 503
+    error_type = "server_error"
+
+    def __init__(self, message: str = "The server is shutting down; the request was "
+                                      "stopped before it finished") -> None:
+        super().__init__(message, code="server_shutting_down", retryable=True)
 
 
 class InternalError(ProtocolError):

@@ -25,6 +25,7 @@ from .core.cache import ResponseCache
 from .core.context import TurnServices
 from .core.planning import planner
 from .core.retry import RetryPolicy
+from .edge.drain import Drain
 from .edge.metrics import Stats
 from .errors import CLIUnavailable
 from .pool.admission import Admission
@@ -81,6 +82,8 @@ class Gateway:
         self.cache = ResponseCache(settings.cache)
         self.retry = RetryPolicy.from_settings(c)
         self.stats = self._stats()
+        #: Cut by ccserver.serve when a graceful shutdown's grace runs out.
+        self.drain = Drain()
         #: What a turn needs; None until a CLI was found.
         self.services: TurnServices | None = None
 

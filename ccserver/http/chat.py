@@ -118,9 +118,10 @@ async def _respond(
     log: dict[str, Any],
     cache_key: str | None,
 ) -> int:
+    receive = gw.drain.guard(run.receive)  # the shutdown grace's end makes this a 503
     collected: list[TurnEvent] = []
     while True:
-        event = await run.receive()
+        event = await receive()
         collected.append(event)
         if type(event) in (TurnFinished, TurnFailed):
             break
@@ -165,7 +166,9 @@ async def _stream(
         return data, False
 
     # Silence gets an SSE comment line: chat clients only need to see the connection live.
+    # The shutdown grace's end is a mid-stream failure too: an error event, then [DONE].
     return await held_sse_stream(
-        run.receive, send, headers, keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
+        gw.drain.guard(run.receive), send, headers,
+        keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: encode_data(dumps(builder.start())), keepalive=lambda: KEEPALIVE,
         render=render)

@@ -62,8 +62,9 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
 
 async def _respond(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
                    headers: list[tuple[str, str]], log: dict[str, Any]) -> int:
+    receive = gw.drain.guard(run.receive)  # the shutdown grace's end makes this a 503
     while not builder.done:
-        event = await run.receive()
+        event = await receive()
         if type(event) is TurnFailed:
             status, body, extra = error_payload(event.error)
             await send_json(send, status, body, [*headers, *extra])
@@ -91,9 +92,11 @@ async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
         return _encode(events), builder.done
 
     # Silence gets a keepalive *data* event, not an SSE comment: Codex's idle timer
-    # ignores comments. It is built when sent, so its sequence number is in order.
+    # ignores comments. It is built when sent, so its sequence number is in order. The
+    # shutdown grace's end is a failure like any other: response.failed ends the stream.
     return await held_sse_stream(
-        run.receive, send, headers, keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
+        gw.drain.guard(run.receive), send, headers,
+        keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: _encode(builder.start()), keepalive=lambda: _encode([builder.keepalive()]),
         render=render)
 

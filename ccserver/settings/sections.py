@@ -37,6 +37,9 @@ class ServerSettings:
     max_body_bytes: int = setting(10485760, "request body limit; larger gets 413", POSITIVE)
     graceful_timeout_seconds: float = setting(30.0, "drain this long on SIGINT/SIGTERM", POSITIVE)
     sse_keepalive_seconds: float = setting(15.0, "SSE keep-alive after this silence", POSITIVE)
+    keep_alive_seconds: float = setting(
+        10.0, "close a connection idle (or silent from its start) this long", POSITIVE
+    )
     log_level: Literal["debug", "info", "warning", "error"] = setting(
         "info", "debug, info, warning or error"
     )

@@ -20,6 +20,7 @@ from ..edge.accesslog import access_line
 from ..edge.asgi import Receive, Scope, Send, header
 from ..edge.auth import Auth
 from ..edge.cors import Cors
+from ..edge.drain import Drain
 from ..errors import OriginRefused, UnknownURL
 from ..gateway import Gateway
 from .chat import chat_socket
@@ -45,6 +46,13 @@ async def _refuse(scope: Scope, send: Send, error: ProtocolError) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _close_when_cut(drain: Drain, socket: Socket) -> None:
+    # The shutdown grace is over: a close frame saying so, rather than the connection cut
+    # when Hypercorn cancels it (1006 to the client). Closing cancels the socket's runs.
+    await drain.wait_cut()
+    socket.close(1001, "server is shutting down")
 
 
 async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send, *,
@@ -75,6 +83,9 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         log_line(exc.status_hint)
         return
     socket = Socket(receive, send, gw.settings.websocket)
-    await socket.serve(lambda s: surface(gw, s))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_close_when_cut, gw.drain, socket)
+        await socket.serve(lambda s: surface(gw, s))
+        nursery.cancel_scope.cancel()  # the socket is done: stop watching for the cut
     code, reason = socket.closing or (1000, "")
     log_line(101, f" close={code}" + (f" reason={json.dumps(reason)}" if reason else ""))

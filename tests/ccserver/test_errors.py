@@ -38,6 +38,7 @@ from ccserver.errors import (
     PreviousResponseNotFound,
     ResponseInProgress,
     ResponseNotFound,
+    ShuttingDown,
     TooManyRequests,
     Unauthorized,
     UnknownRequestId,
@@ -78,6 +79,7 @@ PROMISES: list[tuple[ProtocolError, tuple[int, str, str, str | None, str, str | 
     (CLIStartFailed("no fork"), (503, "server_error", "cli_unavailable", None, "false", None)),
     (CLITimeout("Claude Code went quiet (5 s)"),
      (504, "server_error", "timeout", None, "true", None)),
+    (ShuttingDown(), (503, "server_error", "server_shutting_down", None, "true", None)),
     (InternalError(), (500, "server_error", "internal_error", None, "false", None)),
 ]
 

@@ -19,7 +19,7 @@ import h11
 import pytest
 import trio
 
-from ccserver.serve import hypercorn_config, serve
+from ccserver.serve import FINAL_FRAMES_SECONDS, hypercorn_config, serve
 from ccserver.settings import ServerSettings, Settings
 
 GUARD = 15.0  # seconds; every test must finish well within it
@@ -164,12 +164,14 @@ async def test_second_signal_cancels_at_once() -> None:
 
 def test_hypercorn_config() -> None:
     config = hypercorn_config(
-        Settings(server=ServerSettings(host="::1", port=8123, graceful_timeout_seconds=7.5))
+        Settings(server=ServerSettings(host="::1", port=8123, graceful_timeout_seconds=7.5,
+                                       keep_alive_seconds=4.0))
     )
     assert config.bind == ["[::1]:8123"]
-    assert config.graceful_timeout == 7.5
+    # Hypercorn cancels only after the grace and the surfaces' final frames (serve).
+    assert config.graceful_timeout == 7.5 + FINAL_FRAMES_SECONDS
     assert config.accesslog is None
-    assert config.keep_alive_timeout > 15  # outlives common client pool expiries
+    assert config.keep_alive_timeout == 4.0
 
 
 async def run_main(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
