@@ -106,9 +106,10 @@ async def test_a_failed_turn_is_rolled_back_and_its_process_killed(tmp_path: Pat
         async with core(tmp_path, "err500") as services:
             async with open_turn(services, request("hi"), conversation_id=None) as run:
                 assert isinstance((await read_all(run))[-1], TurnFailed)
-            # A failed first turn: its new conversation goes, row, messages and directory.
-            with pytest.raises(ConversationNotFound):
-                await services.conversations.get(run.conversation_id)
+                # A failed first turn: its new conversation goes, row, messages and
+                # directory, before the surface hears of the failure and answers.
+                with pytest.raises(ConversationNotFound):
+                    await services.conversations.get(run.conversation_id)
             assert await services.conversations.store.messages(run.conversation_id) == []
             assert not any(services.conversations.workspace.glob("conv_*"))
             assert services.pool.stats()["killed"] == 1
