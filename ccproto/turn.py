@@ -57,7 +57,7 @@ from .cli_types import (
     UserMessage,
 )
 from .errors import CLIError
-from .errors_map import error_for_exit, error_for_result
+from .errors_map import error_for_exit, error_for_result, retry_delay
 
 __all__ = [
     "ReasoningDelta",
@@ -229,6 +229,9 @@ class Turn:
         self._last_text_message_id: str | None = None
         self._continues = False  # the previous message stopped at max_tokens
         self._used_tools = False
+        # (status, seconds) of the last api_retry line: the only place the CLI shows how
+        # long the upstream asked it to wait (see errors_map).
+        self._last_retry: tuple[int, float] | None = None
 
     def feed(self, record: Record | Exit) -> list[TurnEvent]:
         """Advance by one record; returns the events it produced (often none).
@@ -237,7 +240,8 @@ class Turn:
             CLIError: ``record`` cannot follow what came before (input after the `Exit`);
                 the turn is FAILED afterwards.
         """
-        failure = error_for_result(record) if isinstance(record, Result) else None
+        failure = (error_for_result(record, self._last_retry)
+                   if isinstance(record, Result) else None)
         live = self.state in (TurnState.STARTING, TurnState.RUNNING)
         self._transition(FAILING_RESULT if failure is not None else type(record))
         if not live:
@@ -272,6 +276,7 @@ class Turn:
                 # The attempt in flight is abandoned; a retry restarts the block. What was
                 # shown stays the baseline the retry is compared against.
                 self._block = ""
+                self._last_retry = retry_delay(record) or self._last_retry
                 return []
             case _:
                 return []

@@ -4,7 +4,8 @@ new process while `RetryPolicy` says a new process can fix the failure.
 Text and the outcome go to the turn's event channel as they come. A finished turn is
 recorded in its conversation here, before its `TurnFinished` is handed on: a client that
 sends its next turn as soon as it has the answer finds it recorded. So persistence does not
-depend on anyone reading the events.
+depend on anyone reading the events. Likewise a failed turn is settled (rolled back, or its
+new conversation removed) before its `TurnFailed` is handed on.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
             except (ProcessStartError, CLIError) as exc:
                 failure, error = failure_event(exc), exc
             if not services.retry.should_retry(error, attempt, sink.sent):
+                # Settled before the client hears of it: the process gone, the turn rolled
+                # back, a new conversation removed, so a client that lists conversations or
+                # asks again at once never finds the failed turn (claim_turn settles again).
+                await lease.give_back(good=False)
+                await services.conversations.settle(ticket)
                 await events.send(failure)
                 return
             log.info("retrying a Claude Code turn that failed before any output: %s", error)

@@ -70,7 +70,9 @@ async def open_turn(
 
     Resource handling: leaving the block stops the CLI if the turn still runs. A process
     whose turn did not finish is killed and the turn rolled back in the conversation;
-    one that finished stays bound to its conversation.
+    one that finished stays bound to its conversation. A new conversation whose first
+    turn did not finish (or never ran: 429, 503, a client gone) is removed, and the warm
+    process that took its identity killed.
 
     Raises:
         ProtocolError: the OpenAI-shaped errors of a request that cannot run: invalid (400),
@@ -91,21 +93,29 @@ async def open_turn(
         async with services.conversations.claim_turn(
                 original, conversation_id=conversation_id, model=model,
                 identity=identity) as ticket:
-            if ticket.conversation.turns == 0 and not ticket.session.resume:
-                services.pool.want(shape, fresh)  # new conversations of this shape: keep some warm
-            chosen = ticket.conversation.model
-            if chosen and request.model.strip() in ("", "default"):
-                # A conversation created with a model keeps it when the request names none.
-                request = attrs.evolve(request, model=chosen)
-                model = resolve_model(request, options)
-            # The second plan (see core/planning.py): the session is known only now.
-            inv = plan_invocation(request, options, inherited_env=services.environ,
-                                  session=ticket.session)
-            await lease.take_bound(ticket.conversation.id, inv.process_key)
-            async with services.admission.slot():
-                await lease.make_room()
-                async with _turn_on(services, lease, inv, ticket, model) as run:
-                    yield run
+            try:
+                if ticket.conversation.turns == 0 and not ticket.session.resume:
+                    # New conversations of this shape: keep some warm.
+                    services.pool.want(shape, fresh)
+                chosen = ticket.conversation.model
+                if chosen and request.model.strip() in ("", "default"):
+                    # A conversation created with a model keeps it when the request names none.
+                    request = attrs.evolve(request, model=chosen)
+                    model = resolve_model(request, options)
+                # The second plan (see core/planning.py): the session is known only now.
+                inv = plan_invocation(request, options, inherited_env=services.environ,
+                                      session=ticket.session)
+                await lease.take_bound(ticket.conversation.id, inv.process_key)
+                async with services.admission.slot():
+                    await lease.make_room()
+                    async with _turn_on(services, lease, inv, ticket, model) as run:
+                        yield run
+            finally:
+                if ticket.new_conversation and not ticket.completed:
+                    # The conversation goes when claim_turn ends (refused, failed or
+                    # cancelled first turn): a warm process that took its identity must be
+                    # dead before its files go, and never serve another turn as it.
+                    await lease.give_back(good=False)
 
 
 @asynccontextmanager

@@ -113,7 +113,7 @@ def test_thinking_is_reasoning_not_content() -> None:
     ("result", "status", "code"),
     [
         (r.result(is_error=True, status=401, text="Invalid API key"), 401, "upstream_authentication_failed"),
-        (r.result(is_error=True, status=403, text="forbidden"), 401, "upstream_authentication_failed"),
+        (r.result(is_error=True, status=403, text="forbidden"), 403, "upstream_permission_denied"),
         (r.result(is_error=True, status=404, text="There's an issue with the selected model"), 404, "model_not_found"),
         (r.result(is_error=True, status=429, text="API Error: Request rejected (429)"), 429, "rate_limit_exceeded"),
         (r.result(is_error=True, status=500, text="API Error: 500"), 502, "upstream_error"),
@@ -132,6 +132,14 @@ def test_failures_are_judged_by_is_error_and_mapped(result: dict[str, Any], stat
     assert isinstance(events[-1], TurnFailed)
     assert (events[-1].error.status_hint, events[-1].error.code) == (status, code)
     assert turn.state is TurnState.FAILED
+
+
+def test_the_upstream_retry_after_reaches_the_error_through_the_cli_retry_line() -> None:
+    # The CLI shows the upstream's retry-after only as the delay of its own retry.
+    retry = r.api_retry(429) | {"retry_delay_ms": 3000}
+    _, events = run([r.init(), retry, r.result(is_error=True, status=429, text="API Error: 429")],
+                    returncode=1)
+    assert isinstance(events[-1], TurnFailed) and events[-1].error.retry_after == 3.0
 
 
 def test_a_refusal_is_a_content_filter_finish_not_an_error() -> None:

@@ -123,9 +123,10 @@ async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> No
         path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         assert [line["type"] for line in lines] == ["user", "assistant"]
-    # Not completed: the seeded transcript stays (it is the history), messages too.
-    assert path.exists()
-    assert len(await store.messages(ticket.conversation.id)) == 2
+    # Not completed: the new conversation goes entirely, its seeded history with it.
+    assert not path.exists() and not Path(ticket.conversation.cwd).exists()
+    assert await store.get(ticket.conversation.id) is None
+    assert await store.messages(ticket.conversation.id) == []
 
 
 async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
@@ -137,7 +138,7 @@ async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
         with path.open("ab") as f:
             f.write(b'{"type":"queue-operation","operation":"enqueue","content":"c"}\n'
                     b'{"type":"user","message":{"role":"user","content":"c"}}\n')
-    assert path.read_bytes() == seeded
+    assert not path.exists() and seeded  # a failed first turn: the new conversation went
     # A completed turn's lines stay; a later failed one is cut after them.
     async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         await convs.complete(ticket, "d", "m")
@@ -223,3 +224,27 @@ async def test_a_refused_turn_leaves_the_conversation_unlocked(tmp_path: Path) -
     await janitor(convs).delete(cid)  # not 409: the refused turn released its lock
     with pytest.raises(ConversationNotFound):
         await convs.get(cid)
+
+
+async def test_a_failed_first_turn_leaves_nothing_a_failed_later_turn_keeps_it(
+        tmp_path: Path) -> None:
+    convs, store, _ = await make(tmp_path)
+    identity = convs.new_identity()  # as a warm process would have made it
+    Path(identity.cwd).mkdir(parents=True)
+    with pytest.raises(RuntimeError):
+        async with convs.claim_turn(request(user("a")), conversation_id=None, model="m",
+                                    identity=identity) as ticket:
+            assert ticket.conversation.id == identity.conversation_id
+            assert await store.get(identity.conversation_id) is not None
+            raise RuntimeError("the CLI failed")  # or 429, 503, a client gone
+    assert (await store.page(limit=10, after=None))[0] == []
+    assert not Path(identity.cwd).exists()
+    assert not any((tmp_path / "ws").iterdir())
+    # A later turn that fails keeps the conversation (and its directory).
+    async with convs.claim_turn(request(user("a")), conversation_id=None, model="m") as ticket:
+        await convs.complete(ticket, "b", "m")
+    cid = ticket.conversation.id
+    with pytest.raises(RuntimeError):
+        async with convs.claim_turn(request(user("c")), conversation_id=cid, model="m"):
+            raise RuntimeError("the CLI failed")
+    assert (await convs.get(cid)).turns == 1 and Path(ticket.conversation.cwd).is_dir()

@@ -29,7 +29,7 @@ from ccserver.conversations.sqlite import SQLiteStore
 from ccserver.core.context import TurnServices
 from ccserver.core.retry import RetryPolicy
 from ccserver.core.run import Run, open_turn
-from ccserver.errors import ConversationBusy
+from ccserver.errors import ConversationBusy, ConversationNotFound
 from ccserver.pool.admission import Admission
 from ccserver.pool.pool import Pool
 from ccserver.proc.reading import RunLimits
@@ -106,9 +106,12 @@ async def test_a_failed_turn_is_rolled_back_and_its_process_killed(tmp_path: Pat
         async with core(tmp_path, "err500") as services:
             async with open_turn(services, request("hi"), conversation_id=None) as run:
                 assert isinstance((await read_all(run))[-1], TurnFailed)
-            conversation = await services.conversations.get(run.conversation_id)
-            assert conversation.turns == 0
-            assert await services.conversations.store.messages(conversation.id) == []
+                # A failed first turn: its new conversation goes, row, messages and
+                # directory, before the surface hears of the failure and answers.
+                with pytest.raises(ConversationNotFound):
+                    await services.conversations.get(run.conversation_id)
+            assert await services.conversations.store.messages(run.conversation_id) == []
+            assert not any(services.conversations.workspace.glob("conv_*"))
             assert services.pool.stats()["killed"] == 1
 
 

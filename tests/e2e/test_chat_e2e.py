@@ -66,7 +66,8 @@ def test_streaming_deltas_usage_and_system_prompt(stack: tuple[FakeAPI, Gateway]
 
 
 @pytest.mark.parametrize(("status", "exc", "ours"), [
-    (401, openai.AuthenticationError, 401), (429, openai.RateLimitError, 429),
+    (401, openai.AuthenticationError, 401), (403, openai.PermissionDeniedError, 403),
+    (429, openai.RateLimitError, 429),
     (529, openai.InternalServerError, 503), (500, openai.InternalServerError, 502)])
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_errors(stack: tuple[FakeAPI, Gateway], status: int, exc: type[Exception],
@@ -79,6 +80,35 @@ def test_upstream_errors(stack: tuple[FakeAPI, Gateway], status: int, exc: type[
         if stream:
             list(result)  # type: ignore[arg-type]
     assert info.value.status_code == ours  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_429_carries_retry_after(stack: tuple[FakeAPI, Gateway], stream: bool) -> None:
+    # This gateway runs the CLI without retries, so the CLI never says what the upstream
+    # asked for (errors_map): the client is told the default wait, not nothing.
+    _, gw = stack
+    with pytest.raises(openai.RateLimitError) as info:
+        result = client(gw).chat.completions.create(
+            model="sonnet", stream=stream, messages=[{"role": "user", "content": "x " + directive(
+                error={"status": 429, "headers": {"retry-after": "3"}})}])
+        if stream:
+            list(result)  # type: ignore[arg-type]
+    assert info.value.response.headers["retry-after"] == "2"
+
+
+def test_upstream_retry_after_passes_through_when_the_cli_retries(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("retrying")
+    with running_fakeapi(tmp) as fake:
+        # One CLI retry: the CLI waits the upstream's retry-after and says so in api_retry.
+        env = gateway_env(fake, tmp, claude__max_retries="1", pool__size="0",
+                          server__sse_keepalive_seconds="600")
+        with running_gateway(env) as gw, pytest.raises(openai.RateLimitError) as info:
+            client(gw).chat.completions.create(
+                model="sonnet", messages=[{"role": "user", "content": "x " + directive(
+                    error={"status": 429, "headers": {"retry-after": "3"}})}])
+        assert len(fake.messages_requests()) == 2
+    assert info.value.response.headers["retry-after"] == "3"
 
 
 def test_upstream_hang_is_a_504_and_leaves_no_process(stack: tuple[FakeAPI, Gateway]) -> None:

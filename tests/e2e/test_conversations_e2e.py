@@ -194,3 +194,40 @@ def test_sigkilled_server_continues_the_conversation_after_restart(
     assert done.choices[0].message.content == "after"
     turns = upstream_turns(fake, "KILL-2")
     assert [r for r, _ in turns] == ["user", "assistant", "user"] and turns[1][1] == "before"
+
+
+def test_refused_and_failed_first_turns_leave_no_conversation(tmp_path: Path) -> None:
+    # Own gateway: one turn at a time and one waiting, so the rest are refused with 429.
+    with running_fakeapi(tmp_path) as fake, running_gateway(gateway_env(
+            fake, tmp_path, claude__max_concurrent_sessions="1",
+            claude__max_queued_requests="1", pool__size="0")) as gw:
+        statuses: list[int] = []
+
+        def post(content: str) -> None:
+            r = httpx.post(f"{gw.v1}/chat/completions", timeout=60,
+                           json={"messages": [{"role": "user", "content": content}]})
+            statuses.append(r.status_code)
+
+        # A holds the slot until its upstream answers 400 (a failed first turn; 400 is
+        # not retried); B waits in the queue, then fails the same way.
+        running = threading.Thread(target=post, args=['HOLD [[fake {"error": {"status": 400}, '
+                                                      '"first_delay_ms": 8000}]]'])
+        running.start()
+        assert wait_until(lambda: any("HOLD" in json.dumps(r["body"]["messages"])
+                                      for r in fake.messages_requests()), timeout=30)
+        queued = threading.Thread(target=post, args=['WAIT [[fake {"error": {"status": 400}}]]'])
+        queued.start()
+        try:
+            assert wait_until(lambda: httpx.get(f"{gw.base_url}/health").json()
+                              ["queued_requests"] == 1, timeout=30)
+            for _ in range(3):
+                r = httpx.post(f"{gw.v1}/chat/completions", timeout=60,
+                               json={"messages": [{"role": "user", "content": "refused"}]})
+                assert r.status_code == 429 and r.headers["retry-after"], r.text
+        finally:
+            running.join()
+            queued.join()
+        assert statuses == [400, 400]
+        left = httpx.get(f"{gw.v1}/conversations", timeout=30).json()["data"]
+        assert left == []
+        assert not list((tmp_path / "ws").glob("conv_*"))

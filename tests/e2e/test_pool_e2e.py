@@ -110,6 +110,23 @@ def test_failed_turn_discards_the_process_and_is_not_glued_to_the_next(
     assert "FAIL-2" not in json.dumps(turns)
 
 
+def test_a_failed_first_turn_on_a_warm_process_leaves_nothing(tmp: Path, gw: Gateway) -> None:
+    assert wait_until(lambda: pool(gw)["warm"] == 1, timeout=20)
+    warm_dirs = {d.name for d in (tmp / "ws").glob("conv_*")}
+    hits = pool(gw)["warm_hits"]
+    r = httpx.post(f"{gw.v1}/chat/completions", timeout=60, json={"messages": [
+        {"role": "user", "content": say("WARM-FAIL", error={"status": 400})}]})
+    assert r.status_code == 400 and pool(gw)["warm_hits"] == hits + 1
+    # The turn ran as the warm process's identity; the conversation, its directory and
+    # that identity are gone with the failure.
+    cid = r.headers["x-conversation-id"]
+    assert cid in warm_dirs
+    assert httpx.get(f"{gw.v1}/conversations/{cid}", timeout=30).status_code == 404
+    assert not (tmp / "ws" / cid).exists()
+    assert wait_until(lambda: pool(gw)["warm"] == 1, timeout=20)  # the refill: a new one
+    assert cid not in {d.name for d in (tmp / "ws").glob("conv_*")}
+
+
 def test_disconnect_mid_turn_kills_the_process_and_its_tools(gw: Gateway) -> None:
     c = client(gw)
     conversation = c.chat.completions.create(

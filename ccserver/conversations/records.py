@@ -1,0 +1,158 @@
+"""Conversation records: making one, seeding its history, recording a turn, settling one
+that failed.
+
+`Records` is the record keeping under `Conversations` (registry), which decides which
+conversation a request continues and locks it for the turn. What it keeps:
+
+* A new conversation becomes permanent only with its first completed turn. Until then
+  its row, its stored earlier messages, its seeded transcript and its own working
+  directory exist so the turn can run, and a first turn that fails or never runs (refused
+  with 429 or 503, cancelled by its client, its CLI failed) removes them all again
+  (`discard`): a refused request must not leave a conversation that lists for a day.
+* A failed later turn is rolled back in the transcript; the conversation stays.
+
+The caller stops the turn's CLI process before `settle`: the files of a live process are
+never cut or removed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import attrs
+import trio
+
+from ccproto import HistoryMessage, SessionPlan, fingerprint
+
+from ..errors import ConversationNotFound
+from ..settings.sections import ConversationSettings
+from .sessions import SessionFiles
+from .store import Conversation, ConversationStore, StoredMessage
+
+__all__ = ["Identity", "Records", "Ticket"]
+
+
+class Identity(NamedTuple):
+    """Who a new conversation is, chosen before it exists (a warm process is started as it)."""
+
+    conversation_id: str
+    session_id: str
+    cwd: str
+    #: ``cwd`` is its own (``isolate_workspaces``), not shared: removable if it never comes.
+    own_cwd: bool = False
+
+
+@attrs.define(kw_only=True)
+class Ticket:
+    """One turn of one conversation, held under that conversation's lock."""
+
+    conversation: Conversation
+    session: SessionPlan
+    #: The request's messages the conversation does not hold yet (its new user turn).
+    new_turns: tuple[HistoryMessage, ...]
+    completed: bool = False
+    #: The conversation was made for this turn: unless the turn completes, it goes.
+    new_conversation: bool = False
+
+
+class Records:
+    """The conversations' store and session files, kept consistent with each other."""
+
+    def __init__(self, store: ConversationStore, files: SessionFiles,
+                 settings: ConversationSettings, *, workspace: Path,
+                 cli_version: Callable[[], str], clock: Callable[[], float] = time.time,
+                 ) -> None:
+        self.store, self.files, self.settings = store, files, settings
+        self.workspace = workspace
+        self._cli_version = cli_version
+        self.clock = clock
+        self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
+
+    def _live(self, c: Conversation | None) -> Conversation | None:
+        timeout = self.settings.session_timeout_minutes * 60
+        return c if c is not None and self.clock() - c.updated_at < timeout else None
+
+    async def get(self, conversation_id: str) -> Conversation:
+        conversation = self._live(await self.store.get(conversation_id))
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation
+
+    def new_identity(self) -> Identity:
+        """A new conversation's id, CLI session id and working directory."""
+        conversation_id = f"conv_{uuid.uuid4().hex}"
+        own = self.settings.isolate_workspaces
+        cwd = self.workspace / conversation_id if own else self.workspace
+        return Identity(conversation_id, str(uuid.uuid4()), str(cwd), own_cwd=own)
+
+    async def create(self, *, model: str | None, system_prompt: str | None,
+                     metadata: dict[str, str], identity: Identity | None = None
+                     ) -> Conversation:
+        now = self.clock()
+        identity = identity or self.new_identity()
+        conversation = Conversation(
+            id=identity.conversation_id, session_id=identity.session_id,
+            cwd=identity.cwd, model=model, system_prompt=system_prompt,
+            metadata=metadata, created_at=now, updated_at=now,
+        )
+        await self.store.put(conversation)
+        self.counters["created"] += 1
+        return conversation
+
+    async def seed_earlier(self, c: Conversation, earlier: tuple[HistoryMessage, ...],
+                           model: str) -> Conversation:
+        """Give a new conversation its ``earlier`` turns: a seeded transcript when they can
+        be written as one, and stored messages either way (an unseedable history is quoted
+        in the turn's prompt instead)."""
+        if await self.files.seed(c.cwd, c.session_id, earlier, model=model,
+                                 version=self._cli_version(), now=self.clock()):
+            c = attrs.evolve(c, started=True)
+            self.counters["seeded"] += 1
+        await self.store.add_turn(c, self._stored(earlier))
+        return c
+
+    async def discard(self, c: Conversation) -> None:
+        """Remove a conversation whose first turn never completed, as if it never was: its
+        row and messages, transcript, session files and own working directory."""
+        await self.store.delete(c.id)
+        own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
+        await self.files.remove(c.cwd, c.session_id, own)
+
+    async def settle(self, ticket: Ticket) -> None:
+        """After the turn, its CLI stopped (or kept by the pool): a new conversation whose
+        first turn did not complete goes; another failed turn is rolled back."""
+        c = ticket.conversation
+        if ticket.completed:
+            return
+        if ticket.new_conversation:
+            await self.discard(c)
+            return
+        await self.files.roll_back(c.cwd, c.session_id, c.turns)
+        if c.started != await self.files.exists(c.cwd, c.session_id):
+            await self.store.put(attrs.evolve(c, started=not c.started))
+
+    def _stored(self, turns: tuple[HistoryMessage, ...]) -> list[StoredMessage]:
+        now = self.clock()
+        return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
+
+    async def complete(self, ticket: Ticket, reply: str, model: str) -> Conversation:
+        """Record a finished turn's messages and the history's new fingerprint.
+
+        The session now exists: the CLI writes the transcript shortly after its result.
+        """
+        with trio.CancelScope(shield=True):  # the turn happened: never lose its record
+            c = ticket.conversation
+            new = (*ticket.new_turns, HistoryMessage("assistant", (("text", reply),)))
+            earlier = await self.store.messages(c.id)
+            history = [HistoryMessage(m.role, m.parts) for m in earlier] + list(new)
+            c = attrs.evolve(
+                c, turns=c.turns + 1, updated_at=self.clock(), model=model,
+                fingerprint=fingerprint(c.system_prompt, history), started=True,
+            )
+            await self.store.add_turn(c, self._stored(new))
+        ticket.conversation, ticket.completed = c, True
+        return c
