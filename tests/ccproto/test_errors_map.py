@@ -6,8 +6,7 @@ import pytest
 
 from ccproto import Result, parse_record
 from ccproto.errors_map import DEFAULT_RETRY_AFTER, error_for_result, retry_delay
-
-from . import records as r
+from tests.support import records as r
 
 
 def failed(status: int) -> Result:
