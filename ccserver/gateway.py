@@ -18,6 +18,7 @@ import trio
 from ccproto import PlanOptions, structure_request
 
 from .conversations.expiry import Janitor
+from .conversations.records import Records
 from .conversations.registry import Conversations
 from .conversations.sessions import SessionFiles
 from .conversations.sqlite import SQLiteStore
@@ -65,20 +66,22 @@ class Gateway:
             stderr_tail_bytes=c.stderr_tail_bytes,
         )
         self.store = SQLiteStore(Path(settings.conversation.store_path))
-        self.conversations = Conversations(
+        self.records = Records(
             self.store,
             SessionFiles({**self.environ, **c.extra_env}),
             settings.conversation,
             workspace=self.workspace,
             cli_version=lambda: (self.cli_info and self.cli_info.version) or "unknown",
         )
+        self.conversations = Conversations(self.records)
         self.pool = Pool(
             size=settings.pool.size,
             idle_seconds=settings.pool.idle_seconds,
             max_processes=c.max_concurrent_sessions,
             limits=self.limits,
         )
-        self.janitor = Janitor(self.conversations, on_remove=self.pool.forget)
+        self.janitor = Janitor(self.records, self.conversations.locks,
+                              on_remove=self.pool.forget)
         self.cache = ResponseCache(settings.cache)
         self.retry = RetryPolicy.from_settings(c)
         self.stats = self._stats()
@@ -108,7 +111,7 @@ class Gateway:
         self.services = TurnServices(
             settings=self.settings, environ=self.environ, options=self.options,
             limits=self.limits, retry=self.retry, pool=self.pool, admission=self.admission,
-            conversations=self.conversations)
+            conversations=self.conversations, records=self.records)
         self.cli_info = await probe_cli(self.cli_path, self.environ)
         version = self.cli_info.version or "version unknown"
         log.info("Claude Code CLI %s (%s)", self.cli_path, version)
@@ -141,8 +144,8 @@ class Gateway:
                                                "queued": self.admission.queued})
         stats.add_source("cache", self.cache.counters, counters=("hits", "misses", "stores"))
         stats.add_source("pool", self.pool.stats, counters=POOL_COUNTERS)
-        stats.add_source("conversations", lambda: dict(self.conversations.counters),
-                         counters=tuple(self.conversations.counters))
+        stats.add_source("conversations", lambda: dict(self.records.counters),
+                         counters=tuple(self.records.counters))
         return stats
 
     async def stop(self) -> None:

@@ -1,8 +1,8 @@
 """Removing conversations: one on request (``DELETE``), and those idle past the timeout.
 
-Kept apart from `Conversations` (which decides and locks turns): the `Janitor` uses its
-lock, store and session files, and holds a conversation's lock while removing it, so no
-turn can start on a conversation half removed. Before the files go, ``on_remove`` lets
+Kept apart from `Conversations` (which decides and locks turns): the `Janitor` shares
+its locks and `Records`, and holds a conversation's lock while removing it, so no turn
+can start on a conversation half removed. Before the files go, ``on_remove`` lets
 the owner of the conversation's live process stop it (the gateway wires in the pool).
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import trio
 
 from ..errors import ConversationBusy
-from .registry import Conversations
+from .locks import KeyedLocks
+from .records import Records
 from .store import Conversation
 
 __all__ = ["Janitor"]
@@ -27,32 +27,32 @@ log = logging.getLogger("ccserver.conversations")
 class Janitor:
     """Removes conversations: their record, transcript, session files and directory."""
 
-    def __init__(self, conversations: Conversations, *,
+    def __init__(self, records: Records, locks: KeyedLocks, *,
                  on_remove: Callable[[str], Awaitable[None]]) -> None:
-        self._convs = conversations
+        self._records, self._locks = records, locks
         self._on_remove = on_remove
 
     async def delete(self, conversation_id: str) -> None:
         """Remove one conversation now; 404 if unknown, 409 while it answers."""
-        c = await self._convs.get(conversation_id)
-        if not await self._convs.locks.acquire(conversation_id, 0):
+        c = await self._records.get(conversation_id)
+        if not await self._locks.acquire(conversation_id, 0):
             raise ConversationBusy(conversation_id, 0)
         await self._remove_locked(c)
 
     async def sweep_expired(self) -> int:
         """Delete conversations idle past the timeout (skipping any that is answering)."""
-        convs = self._convs
-        timeout = convs.settings.session_timeout_minutes * 60
+        records = self._records
+        timeout = records.settings.session_timeout_minutes * 60
         removed = 0
-        for c in await convs.store.expired(convs.clock() - timeout):
-            if await convs.locks.acquire(c.id, 0):
+        for c in await records.store.expired(records.clock() - timeout):
+            if await self._locks.acquire(c.id, 0):
                 await self._remove_locked(c)
                 removed += 1
-        convs.counters["expired"] += removed
+        records.counters["expired"] += removed
         return removed
 
     async def sweep_forever(self) -> None:
-        interval = min(60.0, self._convs.settings.session_timeout_minutes * 30)
+        interval = min(60.0, self._records.settings.session_timeout_minutes * 30)
         while True:
             try:
                 await self.sweep_expired()
@@ -62,12 +62,9 @@ class Janitor:
 
     async def _remove_locked(self, c: Conversation) -> None:
         """Remove ``c``, whose lock the caller took: no turn can start on it meanwhile."""
-        convs = self._convs
         try:
             with trio.CancelScope(shield=True):  # half a removal would leave orphans
                 await self._on_remove(c.id)
-                await convs.store.delete(c.id)
-                own = Path(c.cwd) if Path(c.cwd) != convs.workspace else None
-                await convs.files.remove(c.cwd, c.session_id, own)
+                await self._records.remove(c)
         finally:
-            convs.locks.release(c.id)
+            self._locks.release(c.id)

@@ -1,14 +1,14 @@
 """Conversation records: making one, seeding its history, recording a turn, settling one
 that failed.
 
-`Records` is the record keeping under `Conversations` (registry), which decides which
-conversation a request continues and locks it for the turn. What it keeps:
+`Records` is the record keeping that `Conversations` (registry) is given: it decides
+which conversation a request continues and locks it for the turn. What it keeps:
 
 * A new conversation becomes permanent only with its first completed turn. Until then
   its row, its stored earlier messages, its seeded transcript and its own working
   directory exist so the turn can run, and a first turn that fails or never runs (refused
   with 429 or 503, cancelled by its client, its CLI failed) removes them all again
-  (`discard`): a refused request must not leave a conversation that lists for a day.
+  (`remove`): a refused request must not leave a conversation that lists for a day.
 * A failed later turn is rolled back in the transcript; the conversation stays.
 
 The caller stops the turn's CLI process before `settle`: the files of a live process are
@@ -72,12 +72,13 @@ class Records:
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
 
-    def _live(self, c: Conversation | None) -> Conversation | None:
+    def live(self, c: Conversation | None) -> Conversation | None:
+        """``c`` unless it is missing or idle past the timeout (expired counts as gone)."""
         timeout = self.settings.session_timeout_minutes * 60
         return c if c is not None and self.clock() - c.updated_at < timeout else None
 
     async def get(self, conversation_id: str) -> Conversation:
-        conversation = self._live(await self.store.get(conversation_id))
+        conversation = self.live(await self.store.get(conversation_id))
         if conversation is None:
             raise ConversationNotFound(conversation_id)
         return conversation
@@ -115,9 +116,11 @@ class Records:
         await self.store.add_turn(c, self._stored(earlier))
         return c
 
-    async def discard(self, c: Conversation) -> None:
-        """Remove a conversation whose first turn never completed, as if it never was: its
-        row and messages, transcript, session files and own working directory."""
+    async def remove(self, c: Conversation) -> None:
+        """Remove a conversation as if it never was: its row and messages, transcript,
+        session files and own working directory. The caller holds its lock, and its
+        process is stopped: removal on request or expiry (`Janitor`), or a new
+        conversation whose first turn never completed."""
         await self.store.delete(c.id)
         own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
         await self.files.remove(c.cwd, c.session_id, own)
@@ -129,7 +132,7 @@ class Records:
         if ticket.completed:
             return
         if ticket.new_conversation:
-            await self.discard(c)
+            await self.remove(c)
             return
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
         if c.started != await self.files.exists(c.cwd, c.session_id):

@@ -15,14 +15,13 @@ One turn runs per conversation at a time: a second waits ``busy_wait_seconds``, 
 A failed turn is rolled back in the transcript, so the next turn starts clean; a new
 conversation whose first turn fails or is refused goes entirely (`Records.settle`).
 
-This module is the rule and the locks; `Conversations` keeps its records through
-`Records` (records.py), which it extends.
+This module is the rule and the locks; the records themselves (making, seeding,
+completing, settling a conversation) are `Records` (records.py), which it is given.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -38,11 +37,9 @@ from ccproto import (
 )
 
 from ..errors import ConversationBusy
-from ..settings.sections import ConversationSettings
 from .locks import KeyedLocks
 from .records import Identity, Records, Ticket
-from .sessions import SessionFiles
-from .store import Conversation, ConversationStore
+from .store import Conversation
 
 __all__ = ["Conversations", "Identity", "Ticket", "starts_afresh"]
 
@@ -53,15 +50,12 @@ def starts_afresh(request: ChatCompletionRequest, conversation_id: str | None) -
     return not conversation_id and len(request_history(request)[1]) == 1
 
 
-class Conversations(Records):
+class Conversations:
     """Which conversation a request continues (the rule above), one turn at a time."""
 
-    def __init__(self, store: ConversationStore, files: SessionFiles,
-                 settings: ConversationSettings, *, workspace: Path,
-                 cli_version: Callable[[], str], clock: Callable[[], float] = time.time,
-                 ) -> None:
-        super().__init__(store, files, settings, workspace=workspace,
-                         cli_version=cli_version, clock=clock)
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.settings = records.settings
         #: One lock per conversation: a turn, a removal and the sweep take it.
         self.locks = KeyedLocks()
 
@@ -92,7 +86,7 @@ class Conversations(Records):
             await trio.to_thread.run_sync(
                 lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
             # A server killed mid-turn may have left half a turn behind.
-            await self.files.roll_back(conversation.cwd, conversation.session_id,
+            await self.records.files.roll_back(conversation.cwd, conversation.session_id,
                                        conversation.turns)
             yield ticket
         finally:
@@ -100,7 +94,7 @@ class Conversations(Records):
             # removed) and its lock released.
             with trio.CancelScope(shield=True):
                 try:
-                    await self.settle(ticket)
+                    await self.records.settle(ticket)
                 finally:
                     self.locks.release(conversation.id)
 
@@ -108,22 +102,22 @@ class Conversations(Records):
                       turns: tuple[HistoryMessage, ...], model: str,
                       identity: Identity | None) -> Ticket:
         if conversation_id:
-            await self.get(conversation_id)
+            await self.records.get(conversation_id)
             async with self._holding(conversation_id):
-                conversation = await self.get(conversation_id)  # it may be gone by now
-                stored = len(await self.store.messages(conversation_id))
+                conversation = await self.records.get(conversation_id)  # it may be gone by now
+                stored = len(await self.records.store.messages(conversation_id))
                 self._check_length(stored + 1)
-                self.counters["resumed"] += 1
+                self.records.counters["resumed"] += 1
                 return self._make_ticket(conversation, turns[-1:])
         self._check_length(len(turns))
         if len(turns) > 1:
             digest = fingerprint(system, turns[:-1])
-            found = self._live(await self.store.find(digest))
+            found = self.records.live(await self.records.store.find(digest))
             if found is not None:
                 async with self._holding(found.id):
-                    current = await self.store.get(found.id)
+                    current = await self.records.store.get(found.id)
                     if current is not None and current.fingerprint == digest:
-                        self.counters["matched"] += 1
+                        self.records.counters["matched"] += 1
                         return self._make_ticket(current, turns[-1:])
                     self.locks.release(found.id)  # it moved on meanwhile: start afresh
         return await self._start(system, turns, model, identity if len(turns) == 1 else None)
@@ -143,17 +137,17 @@ class Conversations(Records):
     async def _start(self, system: str | None, turns: tuple[HistoryMessage, ...],
                      model: str, identity: Identity | None) -> Ticket:
         """A new conversation for the turn, with its earlier turns (`seed_earlier`)."""
-        c = await self.create(model=model, system_prompt=system, metadata={},
+        c = await self.records.create(model=model, system_prompt=system, metadata={},
                               identity=identity)
         earlier = turns[:-1]
         async with self._holding(c.id):
             try:
                 if earlier:
-                    c = await self.seed_earlier(c, earlier, model)
+                    c = await self.records.seed_earlier(c, earlier, model)
             except BaseException:
                 # Shielded: a seeding that failed or was cancelled leaves no conversation.
                 with trio.CancelScope(shield=True):
-                    await self.discard(c)
+                    await self.records.remove(c)
                 raise
             ticket = self._make_ticket(c, turns[-1:])
             ticket.new_conversation = True

@@ -16,7 +16,7 @@ import trio
 
 from ccproto import CLIError, Invocation, TextDelta, TurnEvent, TurnFinished
 
-from ..conversations.registry import Conversations, Ticket
+from ..conversations.records import Records, Ticket
 from ..pool.lease import Lease
 from ..pool.pooled import ProcessPlan
 from ..proc.reading import failure_event, read_turn
@@ -36,7 +36,7 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
     async with events:
         attempt = 1
         while True:
-            sink = _Sink(events, services.conversations, ticket, model)
+            sink = _Sink(events, services.records, ticket, model)
             error: BaseException
             try:
                 process = lease.process or await lease.start(ProcessPlan(
@@ -58,14 +58,14 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
                 # back, a new conversation removed, so a client that lists conversations or
                 # asks again at once never finds the failed turn (claim_turn settles again).
                 await lease.give_back(good=False)
-                await services.conversations.settle(ticket)
+                await services.records.settle(ticket)
                 await events.send(failure)
                 return
             log.info("retrying a Claude Code turn that failed before any output: %s", error)
             # The failed process is gone before its session is rolled back; a new process
             # resumes the session as the ticket planned it.
             await lease.give_back(good=False)
-            await services.conversations.files.roll_back(
+            await services.records.files.roll_back(
                 conversation.cwd, conversation.session_id, conversation.turns)
             # Not shielded: a client gone meanwhile ends the turn here.
             await trio.sleep(services.retry.backoff(attempt))
@@ -77,9 +77,9 @@ class _Sink:
     records the turn in its conversation before passing its `TurnFinished` on."""
 
     def __init__(self, events: trio.MemorySendChannel[TurnEvent],
-                 conversations: Conversations, ticket: Ticket, model: str) -> None:
+                 records: Records, ticket: Ticket, model: str) -> None:
         self._events = events
-        self._conversations, self._ticket, self._model = conversations, ticket, model
+        self._records, self._ticket, self._model = records, ticket, model
         self._reply: list[str] = []
         self.sent = False
 
@@ -88,5 +88,5 @@ class _Sink:
         if type(event) is TextDelta:
             self._reply.append(event.text)
         elif type(event) is TurnFinished:
-            await self._conversations.complete(self._ticket, "".join(self._reply), self._model)
+            await self._records.complete(self._ticket, "".join(self._reply), self._model)
         await self._events.send(event)

@@ -13,6 +13,7 @@ import attrs
 
 from ccproto import PlanOptions
 
+from ..conversations.records import Records
 from ..conversations.registry import Conversations
 from ..pool.admission import Admission
 from ..pool.pool import Pool
@@ -41,3 +42,5 @@ class TurnServices:
     admission: Admission
     #: Which conversation a request continues, one turn at a time.
     conversations: Conversations
+    #: The conversations' records: made, completed, rolled back or removed.
+    records: Records

@@ -39,10 +39,10 @@ def planner(services: TurnServices, request: ChatCompletionRequest) -> tuple[Pro
                             session=_ANY_SESSION).process_key
     # Warm processes keep no image bytes: planned later, with the text only.
     opening = attrs.evolve(opening, messages=(*system, _text_only(request.messages[-1])))
-    conversations = services.conversations
+    records = services.records
 
     def fresh() -> ProcessPlan:
-        identity = conversations.new_identity()
+        identity = records.new_identity()
         session = SessionPlan(session_id=identity.session_id, resume=False, cwd=identity.cwd)
         return ProcessPlan(
             inv=plan_invocation(opening, options, inherited_env=environ, session=session),

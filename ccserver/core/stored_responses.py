@@ -15,7 +15,7 @@ import trio
 
 from ccproto import ResponseBuilder, ResponsesRequest, dumps, excerpt
 
-from ..conversations.registry import Conversations
+from ..conversations.records import Records
 from ..conversations.store import ConversationStore
 from ..errors import ConversationNotFound, PreviousResponseNotFound
 from .run import Run
@@ -23,7 +23,7 @@ from .run import Run
 __all__ = ["continued_conversation", "new_builder", "save_response"]
 
 
-async def continued_conversation(conversations: Conversations, request: ResponsesRequest,
+async def continued_conversation(records: Records, request: ResponsesRequest,
                                  local: Mapping[str, str] | None = None) -> str | None:
     """The conversation ``request`` continues: its ``previous_response_id``'s, or its
     ``conversation``; None starts (or matches) one. Checked before any CLI runs.
@@ -35,12 +35,12 @@ async def continued_conversation(conversations: Conversations, request: Response
         return request.conversation
     conversation_id = (local or {}).get(previous)
     if conversation_id is None:
-        found = await conversations.store.get_response(previous)
+        found = await records.store.get_response(previous)
         if found is None:
             raise PreviousResponseNotFound(f"No response found with id {excerpt(previous)}")
         conversation_id = found[0]
     try:
-        await conversations.get(conversation_id)
+        await records.get(conversation_id)
     except ConversationNotFound:
         raise PreviousResponseNotFound(f"Response {excerpt(previous)} belongs to a conversation "
                                        "that has expired or was deleted") from None

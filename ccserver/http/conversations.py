@@ -51,7 +51,7 @@ async def create_conversation(gw: Gateway, scope: Scope, receive: Receive, send:
     # An empty body creates a conversation with no settings; any other goes through the
     # one decoder of client JSON (depth, lone surrogates, NaN refused).
     body = load_object(raw) if raw.strip() else {}
-    conversation = await gw.conversations.create(
+    conversation = await gw.records.create(
         model=_optional_str(body, "model"),
         system_prompt=_optional_str(body, "system_prompt") or _optional_str(body, "instructions"),
         metadata=check_metadata(body.get("metadata")),
@@ -69,7 +69,7 @@ async def list_conversations(gw: Gateway, scope: Scope, receive: Receive, send: 
                                   param="limit")
     after = query.get("after", [None])[-1]
     if after is not None:
-        await gw.conversations.get(after)  # an unknown cursor is a 404, not an empty page
+        await gw.records.get(after)  # an unknown cursor is a 404, not an empty page
     page, more = await gw.store.page(limit=int(limit_text), after=after)
     data = [_json(c) for c in page]
     listing = {"object": "list", "data": data, "has_more": more,
@@ -81,7 +81,7 @@ async def list_conversations(gw: Gateway, scope: Scope, receive: Receive, send: 
 
 async def get_conversation(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                            headers: list[tuple[str, str]]) -> int:
-    conversation = await gw.conversations.get(scope["ccserver.path_arg"])
+    conversation = await gw.records.get(scope["ccserver.path_arg"])
     messages = await gw.store.messages(conversation.id)
     body = _json(conversation) | {"messages": [_message_json(m) for m in messages]}
     await send_json(send, 200, body, headers)

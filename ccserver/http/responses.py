@@ -42,7 +42,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
     request = structure_responses_request(body)
     chat = chat_request(request)
-    conversation_id = await continued_conversation(gw.conversations, request)
+    conversation_id = await continued_conversation(gw.records, request)
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; leaving open_turn stops the CLI.

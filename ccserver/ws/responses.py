@@ -99,7 +99,7 @@ class _Connection:
         request = structure_responses_request({**frame, "stream": True})
         chat = chat_request(request)
         gw = self.gw
-        conversation_id = await continued_conversation(gw.conversations, request, self.local)
+        conversation_id = await continued_conversation(gw.records, request, self.local)
         async with open_turn(gw.turn_services(), chat, conversation_id=conversation_id) as run:
             current.builder = builder = new_builder(request, run,
                                                     gw.settings.claude.include_reasoning)

@@ -13,6 +13,7 @@ import trio
 
 from ccproto import InvalidRequestError, structure_request
 from ccserver.conversations.expiry import Janitor
+from ccserver.conversations.records import Records
 from ccserver.conversations.registry import Conversations
 from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -32,18 +33,18 @@ async def make(tmp_path: Path, **settings: Any) -> tuple[Conversations, SQLiteSt
     store = SQLiteStore(tmp_path / "db.sqlite3")
     await store.open()
     clock = Clock()
-    conversations = Conversations(
+    records = Records(
         store, SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")}),
         ConversationSettings(**settings), workspace=tmp_path / "ws",
         cli_version=lambda: "2.1.197", clock=clock)
-    return conversations, store, clock
+    return Conversations(records), store, clock
 
 
 def janitor(convs: Conversations) -> Janitor:
     async def nothing_to_stop(conversation_id: str) -> None:
         pass
 
-    return Janitor(convs, on_remove=nothing_to_stop)
+    return Janitor(convs.records, convs.locks, on_remove=nothing_to_stop)
 
 
 def request(*messages: dict[str, Any], conversation_id: str | None = None) -> Any:
@@ -100,12 +101,12 @@ async def test_new_then_matched_by_fingerprint_then_by_id(tmp_path: Path) -> Non
     convs, store, _ = await make(tmp_path)
     async with convs.claim_turn(request(user("one")), conversation_id=None, model="m") as t1:
         assert not t1.session.resume and t1.session.cwd.endswith(t1.conversation.id)
-        await convs.complete(t1, "reply one", "m")
+        await convs.records.complete(t1, "reply one", "m")
     cid = t1.conversation.id
     follow = request(user("one"), assistant("reply one"), user("two"))
     async with convs.claim_turn(follow, conversation_id=None, model="m") as t2:
         assert t2.conversation.id == cid and [t.text for t in t2.new_turns] == ["two"]
-        await convs.complete(t2, "reply two", "m")
+        await convs.records.complete(t2, "reply two", "m")
     async with convs.claim_turn(request(user("three")), conversation_id=cid, model="m") as t3:
         assert t3.conversation.id == cid
     # t3 never completed: nothing of it was stored.
@@ -120,7 +121,7 @@ async def test_unknown_history_is_seeded_into_a_transcript(tmp_path: Path) -> No
     req = request(user("My name is Bob."), assistant("Hi Bob."), user("Name?"))
     async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
         assert ticket.session.resume
-        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        path = convs.records.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         assert [line["type"] for line in lines] == ["user", "assistant"]
     # Not completed: the new conversation goes entirely, its seeded history with it.
@@ -133,7 +134,7 @@ async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path)
     req = request(user("a"), assistant("b"), user("c"))
     async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
-        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        path = convs.records.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         seeded = path.read_bytes()
         with path.open("ab") as f:
             f.write(b'{"type":"queue-operation","operation":"enqueue","content":"c"}\n'
@@ -141,8 +142,8 @@ async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
     assert not path.exists() and seeded  # a failed first turn: the new conversation went
     # A completed turn's lines stay; a later failed one is cut after them.
     async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
-        await convs.complete(ticket, "d", "m")
-        path = convs.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
+        await convs.records.complete(ticket, "d", "m")
+        path = convs.records.files.transcript(ticket.conversation.cwd, ticket.session.session_id)
         good = seeded + b'{"type":"queue-operation","operation":"enqueue"}\n{"type":"user"}\n'
         path.write_bytes(good)
     cid = ticket.conversation.id
@@ -154,7 +155,7 @@ async def test_failed_turn_is_cut_from_the_transcript(tmp_path: Path) -> None:
 
 async def test_second_turn_waits_then_409(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path, busy_wait_seconds=0.2)
-    conversation = await convs.create(model=None, system_prompt=None, metadata={})
+    conversation = await convs.records.create(model=None, system_prompt=None, metadata={})
     order: list[str] = []
 
     async def hold(seconds: float) -> None:
@@ -192,15 +193,15 @@ async def test_idle_conversations_expire_with_their_files(tmp_path: Path) -> Non
     convs, store, clock = await make(tmp_path, session_timeout_minutes=1)
     req = request(user("a"), assistant("b"), user("c"))
     async with convs.claim_turn(req, conversation_id=None, model="m") as ticket:
-        await convs.complete(ticket, "d", "m")
+        await convs.records.complete(ticket, "d", "m")
     c = ticket.conversation
-    path = convs.files.transcript(c.cwd, c.session_id)
+    path = convs.records.files.transcript(c.cwd, c.session_id)
     assert path.exists() and Path(c.cwd).is_dir()
     clock.now += 30
     assert await janitor(convs).sweep_expired() == 0
     clock.now += 31
     with pytest.raises(ConversationNotFound):  # expired counts as gone before the sweep
-        await convs.get(c.id)
+        await convs.records.get(c.id)
     assert await janitor(convs).sweep_expired() == 1
     assert await store.get(c.id) is None and not path.exists() and not Path(c.cwd).exists()
 
@@ -216,20 +217,20 @@ async def test_history_longer_than_the_limit_is_400(tmp_path: Path) -> None:
 async def test_a_refused_turn_leaves_the_conversation_unlocked(tmp_path: Path) -> None:
     convs, _, _ = await make(tmp_path, max_history_messages=2)
     async with convs.claim_turn(request(user("a")), conversation_id=None, model="m") as ticket:
-        await convs.complete(ticket, "b", "m")
+        await convs.records.complete(ticket, "b", "m")
     cid = ticket.conversation.id
     with pytest.raises(InvalidRequestError):  # a third message is over the limit
         async with convs.claim_turn(request(user("c")), conversation_id=cid, model="m"):
             pass
     await janitor(convs).delete(cid)  # not 409: the refused turn released its lock
     with pytest.raises(ConversationNotFound):
-        await convs.get(cid)
+        await convs.records.get(cid)
 
 
 async def test_a_failed_first_turn_leaves_nothing_a_failed_later_turn_keeps_it(
         tmp_path: Path) -> None:
     convs, store, _ = await make(tmp_path)
-    identity = convs.new_identity()  # as a warm process would have made it
+    identity = convs.records.new_identity()  # as a warm process would have made it
     Path(identity.cwd).mkdir(parents=True)
     with pytest.raises(RuntimeError):
         async with convs.claim_turn(request(user("a")), conversation_id=None, model="m",
@@ -242,9 +243,9 @@ async def test_a_failed_first_turn_leaves_nothing_a_failed_later_turn_keeps_it(
     assert not any((tmp_path / "ws").iterdir())
     # A later turn that fails keeps the conversation (and its directory).
     async with convs.claim_turn(request(user("a")), conversation_id=None, model="m") as ticket:
-        await convs.complete(ticket, "b", "m")
+        await convs.records.complete(ticket, "b", "m")
     cid = ticket.conversation.id
     with pytest.raises(RuntimeError):
         async with convs.claim_turn(request(user("c")), conversation_id=cid, model="m"):
             raise RuntimeError("the CLI failed")
-    assert (await convs.get(cid)).turns == 1 and Path(ticket.conversation.cwd).is_dir()
+    assert (await convs.records.get(cid)).turns == 1 and Path(ticket.conversation.cwd).is_dir()

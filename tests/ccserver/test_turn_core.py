@@ -23,6 +23,7 @@ import pytest
 import trio
 
 from ccproto import PlanOptions, TextDelta, TurnFailed, TurnFinished, structure_request
+from ccserver.conversations.records import Records
 from ccserver.conversations.registry import Conversations
 from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.sqlite import SQLiteStore
@@ -52,7 +53,7 @@ async def core(tmp_path: Path, transcript: str) -> AsyncIterator[TurnServices]:
     store = SQLiteStore(tmp_path / "db.sqlite3")
     await store.open()
     workspace = tmp_path / "ws"
-    conversations = Conversations(
+    records = Records(
         store, SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")}),
         ConversationSettings(busy_wait_seconds=0.2), workspace=workspace,
         cli_version=lambda: "2.1.197")
@@ -63,7 +64,7 @@ async def core(tmp_path: Path, transcript: str) -> AsyncIterator[TurnServices]:
         environ={**os.environ, "REPLAY_FILE": str(TRANSCRIPTS / f"{transcript}.jsonl")},
         limits=LIMITS, retry=RetryPolicy(max_retries=2, backoff_seconds=0.01), pool=pool,
         admission=Admission(max_live=4, max_queued=4, queue_timeout=5.0),
-        conversations=conversations)
+        conversations=Conversations(records), records=records)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(pool.run)
@@ -92,8 +93,8 @@ async def test_a_good_turn_is_recorded_before_its_turn_finished(tmp_path: Path) 
                 events = await read_all(run)
                 assert isinstance(events[-1], TurnFinished)
                 # Already recorded: the client's next turn, sent now, would find it.
-                conversation = await services.conversations.get(run.conversation_id)
-                messages = await services.conversations.store.messages(conversation.id)
+                conversation = await services.records.get(run.conversation_id)
+                messages = await services.records.store.messages(conversation.id)
                 assert conversation.turns == 1
                 reply = "".join(e.text for e in events if isinstance(e, TextDelta))
                 assert reply and [m.role for m in messages] == ["user", "assistant"]
@@ -109,9 +110,9 @@ async def test_a_failed_turn_is_rolled_back_and_its_process_killed(tmp_path: Pat
                 # A failed first turn: its new conversation goes, row, messages and
                 # directory, before the surface hears of the failure and answers.
                 with pytest.raises(ConversationNotFound):
-                    await services.conversations.get(run.conversation_id)
-            assert await services.conversations.store.messages(run.conversation_id) == []
-            assert not any(services.conversations.workspace.glob("conv_*"))
+                    await services.records.get(run.conversation_id)
+            assert await services.records.store.messages(run.conversation_id) == []
+            assert not any(services.records.workspace.glob("conv_*"))
             assert services.pool.stats()["killed"] == 1
 
 
@@ -133,7 +134,7 @@ async def test_a_passing_start_failure_is_started_again(
             async with open_turn(services, request("hi"), conversation_id=None) as run:
                 assert isinstance((await read_all(run))[-1], TurnFinished)
             assert calls == 2 and services.pool.stats()["cold_starts"] == 2
-            conversation = await services.conversations.get(run.conversation_id)
+            conversation = await services.records.get(run.conversation_id)
             assert conversation.turns == 1
 
 
@@ -160,4 +161,4 @@ async def test_a_busy_conversation_refuses_a_second_turn(tmp_path: Path) -> None
                 assert isinstance(refused[0], ConversationBusy)
                 assert refused[0].status_hint == 409
                 assert isinstance((await read_all(running))[-1], TurnFinished)
-            assert (await services.conversations.get(cid)).turns == 2
+            assert (await services.records.get(cid)).turns == 2
