@@ -41,7 +41,7 @@ from .locks import KeyedLocks
 from .records import Identity, Records, Ticket
 from .store import Conversation
 
-__all__ = ["Conversations", "Identity", "Ticket", "starts_afresh"]
+__all__ = ["Conversations", "starts_afresh"]
 
 
 def starts_afresh(request: ChatCompletionRequest, conversation_id: str | None) -> bool:

@@ -24,7 +24,8 @@ from ccproto import (
     resolve_model,
 )
 
-from ..conversations.registry import Identity, Ticket, starts_afresh
+from ..conversations.records import Identity, Ticket
+from ..conversations.registry import starts_afresh
 from ..pool.lease import Lease
 from .attempts import run_attempts
 from .context import TurnServices
