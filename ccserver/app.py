@@ -196,7 +196,7 @@ class App:
             return await handler(self.gateway, scope, receive, send, headers)
         except BaseExceptionGroup as group:
             # Handlers run nurseries, which wrap what escapes them; one error is one error
-            # (errors.py, group policy). A lone Cancelled stays in its group, for trio.
+            # (errors/groups.py, group policy). A lone Cancelled stays in its group, for trio.
             single = unwrap_single(group)
             if single is not group and isinstance(single, Exception):
                 raise single from None

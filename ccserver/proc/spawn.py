@@ -98,7 +98,7 @@ async def open_cli(
         # The background tasks swallow their expected errors, so a one-exception group holds
         # the block's own exception (or Cancelled): re-raise that very object, so that
         # callers see `except ValueError` work and asynccontextmanager recognises it
-        # (errors.py, group policy: one level, the same object, its own __context__).
+        # (errors/groups.py, group policy: one level, the same object, its own __context__).
         raise_single(group)
         raise
     finally:

@@ -121,7 +121,7 @@ def error_frame_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """(status, OpenAI error body) for what a request on a socket raised.
 
     A request's nurseries wrap what escapes them; a group of one error is that error, as
-    for HTTP requests (errors.py, group policy).
+    for HTTP requests (errors/groups.py, group policy).
     """
     status, body, _ = error_payload(unwrap_single(exc))
     return status, body
