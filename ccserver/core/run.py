@@ -109,7 +109,7 @@ async def open_turn(
                 await lease.take_bound(ticket.conversation.id, inv.process_key)
                 async with services.admission.slot():
                     await lease.make_room()
-                    async with _turn_on(services, lease, inv, ticket, model) as run:
+                    async with _open_run(services, lease, inv, ticket, model) as run:
                         yield run
             finally:
                 if ticket.new_conversation and not ticket.completed:
@@ -120,7 +120,7 @@ async def open_turn(
 
 
 @asynccontextmanager
-async def _turn_on(services: TurnServices, lease: Lease, inv: Invocation, ticket: Ticket,
+async def _open_run(services: TurnServices, lease: Lease, inv: Invocation, ticket: Ticket,
                    model: str) -> AsyncIterator[Run]:
     """The turn on the lease's process (or a new one); afterwards the process is given
     back: kept if the turn was recorded, else killed."""
