@@ -51,15 +51,21 @@ def processes() -> tuple[dict[int, int], dict[int, str]]:
     return parents, cmdlines
 
 
+#: The gateway's watchdog (ccserver/proc/guard.py) lives as long as the gateway: it is no
+#: run of a CLI, so "no process left" never counts it.
+WATCHDOG = "-m ccserver.proc.guard"
+
+
 def process_tree(root: int) -> dict[int, str]:
-    """Every live descendant of ``root`` (by ppid chains): pid -> command line."""
+    """Every live descendant of ``root`` (by ppid chains) but its watchdog: pid -> command
+    line."""
     parents, cmdlines = processes()
     found: dict[int, str] = {}
     frontier = [root]
     while frontier:
         parent = frontier.pop()
         for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
+            if ppid == parent and pid not in found and WATCHDOG not in cmdlines[pid]:
                 found[pid] = cmdlines[pid]
                 frontier.append(pid)
     return found
