@@ -29,9 +29,9 @@ __all__ = [
     "Busy", "CLIStartFailed", "CLITimeout", "CLIUnavailable", "ConversationBusy",
     "ConversationNotFound", "DuplicateRequestId", "InternalError", "MethodNotAllowed",
     "ModelNotFound", "OriginRefused", "PayloadTooLarge", "PreviousResponseNotFound",
-    "ResponseInProgress", "ResponseNotFound", "ShuttingDown", "TooManyRequests", "Unauthorized",
-    "UnknownRequestId", "UnknownURL", "error_payload", "find_leaf", "raise_single",
-    "unwrap_single",
+    "RequestTimeout", "ResponseInProgress", "ResponseNotFound", "ShuttingDown",
+    "TooManyRequests", "Unauthorized", "UnknownRequestId", "UnknownURL", "error_payload",
+    "find_leaf", "raise_single", "unwrap_single",
 ]
 
 log = logging.getLogger("ccserver")
@@ -92,6 +92,22 @@ class PayloadTooLarge(ProtocolError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"Request body is larger than the server's limit of {limit} bytes",
                          code="request_too_large")
+
+
+class RequestTimeout(ProtocolError):
+    """The request body did not arrive whole within ``server.body_timeout_seconds``.
+
+    Retryable: nothing ran, and the next attempt may have a faster network. The answer
+    also closes the connection (`error_payload`): the rest of the body may still be on
+    its way, so the connection cannot carry another request.
+    """
+
+    status_hint = 408
+    error_type = "invalid_request_error"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} s",
+                         code="request_timeout", retryable=True)
 
 
 # -- A resource the request names does not exist -----------------------------------------
@@ -295,6 +311,10 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, object], list[tupl
     # The openai SDKs retry 408/409/429/5xx by default, starting the CLI again each time;
     # say so when a retry cannot help (openai-wire.md §1.6).
     headers.append(("x-should-retry", "true" if exc.retryable else "false"))
+    if isinstance(exc, RequestTimeout):
+        # RFC 9110 §15.5.9: the server closes after a 408, and says so. Hypercorn would
+        # close anyway (the request never ended), but a client told keeps it out of its pool.
+        headers.append(("connection", "close"))
     return exc.status_hint, exc.to_body(), headers
 
 

@@ -51,7 +51,8 @@ async def chat_completions(
     gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: list[tuple[str, str]]
 ) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
-    body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
+                           timeout=gw.settings.server.body_timeout_seconds)
     request = structure_request(body)
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
     cache_key = _cache_key(gw, body, conversation_id)

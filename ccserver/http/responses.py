@@ -39,7 +39,8 @@ __all__ = ["create_response", "get_response"]
 async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                           headers: list[tuple[str, str]]) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
-    body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
+                           timeout=gw.settings.server.body_timeout_seconds)
     request = structure_responses_request(body)
     chat = chat_request(request)
     conversation_id = await continued_conversation(gw.records, request)
