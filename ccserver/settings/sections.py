@@ -40,7 +40,13 @@ class ServerSettings:
         POSITIVE,
     )
     graceful_timeout_seconds: float = setting(30.0, "drain this long on SIGINT/SIGTERM", POSITIVE)
-    sse_keepalive_seconds: float = setting(15.0, "SSE keep-alive after this silence", POSITIVE)
+    sse_keepalive_seconds: float = setting(
+        15.0, "SSE keep-alive after this silence, once a stream's status is sent", POSITIVE
+    )
+    status_hold_seconds: float = setting(
+        45.0, "a stream's status waits this long for its first content, then 200 (README)",
+        POSITIVE,
+    )
     keep_alive_seconds: float = setting(
         10.0, "close a connection idle (or silent from its start) this long", POSITIVE
     )
