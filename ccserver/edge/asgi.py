@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from ..errors import PayloadTooLarge
+from ..errors import PayloadTooLarge, RequestTimeout
 
 __all__ = [
     "ASGIApp",
@@ -49,8 +49,9 @@ def header(scope: Scope, name: str) -> str | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, refused with 413 past ``limit`` bytes.
+async def read_body(scope: Scope, receive: Receive, limit: int, *, timeout: float) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes and with 408 when it
+    has not arrived whole within ``timeout`` seconds.
 
     The declared Content-Length is checked first so an oversized upload is refused before
     it is read; a body without one (chunked) is counted as it arrives.
@@ -59,15 +60,21 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
     body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        body += message.get("body", b"")
-        if len(body) > limit:
-            raise PayloadTooLarge(limit)
-        if not message.get("more_body", False):
-            return bytes(body)
+    # A deadline on the whole body, not on each read: Hypercorn's idle timer stops once a
+    # request's head is in, so a client trickling its body a byte at a time would otherwise
+    # hold the connection (and its fd) for ever. Hypercorn's own read_timeout is no help:
+    # its trio worker applies it to every read, while a response streams too.
+    with trio.move_on_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            body += message.get("body", b"")
+            if len(body) > limit:
+                raise PayloadTooLarge(limit)
+            if not message.get("more_body", False):
+                return bytes(body)
+    raise RequestTimeout(timeout)
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:

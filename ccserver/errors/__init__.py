@@ -35,6 +35,7 @@ from .client import (
     OriginRefused,
     PayloadTooLarge,
     PreviousResponseNotFound,
+    RequestTimeout,
     ResponseInProgress,
     ResponseNotFound,
     TooManyRequests,
@@ -65,6 +66,7 @@ __all__ = [
     "OriginRefused",
     "PayloadTooLarge",
     "PreviousResponseNotFound",
+    "RequestTimeout",
     "ResponseInProgress",
     "ResponseNotFound",
     "ShuttingDown",
@@ -92,4 +94,8 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, object], list[tupl
     # The openai SDKs retry 408/409/429/5xx by default, starting the CLI again each time;
     # say so when a retry cannot help (openai-wire.md §1.6).
     headers.append(("x-should-retry", "true" if exc.retryable else "false"))
+    if isinstance(exc, RequestTimeout):
+        # RFC 9110 §15.5.9: the server closes after a 408, and says so. Hypercorn would
+        # close anyway (the request never ended), but a client told keeps it out of its pool.
+        headers.append(("connection", "close"))
     return exc.status_hint, exc.to_body(), headers

@@ -16,6 +16,7 @@ __all__ = [
     "OriginRefused",
     "PayloadTooLarge",
     "PreviousResponseNotFound",
+    "RequestTimeout",
     "ResponseInProgress",
     "ResponseNotFound",
     "TooManyRequests",
@@ -78,6 +79,22 @@ class PayloadTooLarge(ProtocolError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"Request body is larger than the server's limit of {limit} bytes",
                          code="request_too_large")
+
+
+class RequestTimeout(ProtocolError):
+    """The request body did not arrive whole within ``server.body_timeout_seconds``.
+
+    Retryable: nothing ran, and the next attempt may have a faster network. The answer
+    also closes the connection (`error_payload`): the rest of the body may still be on
+    its way, so the connection cannot carry another request.
+    """
+
+    status_hint = 408
+    error_type = "invalid_request_error"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} s",
+                         code="request_timeout", retryable=True)
 
 
 # -- A resource the request names does not exist -----------------------------------------

@@ -3,8 +3,8 @@
 The response status is held back until the turn shows what it is: a failure that comes
 before any content (bad key, rate limit, unknown model, CLI missing) gets its real HTTP
 status, not a 200 with an error inside. The stream is committed with the first content,
-or when the keep-alive interval passes in silence, since clients time out otherwise; that
-loop is sse_stream.py's, shared with the Responses stream.
+or when ``server.status_hold_seconds`` pass in silence, since clients and proxies time out
+otherwise; that loop is http/sse.py's, shared with the Responses stream.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ async def chat_completions(
     gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: list[tuple[str, str]]
 ) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
-    body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
+                           timeout=gw.settings.server.body_timeout_seconds)
     request = structure_request(body)
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
     cache_key = _cache_key(gw, body, conversation_id)
@@ -165,10 +166,12 @@ async def _stream(
             return data + DONE, True
         return data, False
 
-    # Silence gets an SSE comment line: chat clients only need to see the connection live.
+    # Silence after the commit gets an SSE comment line: chat clients only need to see the
+    # connection live.
     # The shutdown grace's end is a mid-stream failure too: an error event, then [DONE].
     return await held_sse_stream(
         gw.drain.guard(run.receive), send, headers,
+        hold_seconds=gw.settings.server.status_hold_seconds,
         keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: encode_data(dumps(builder.start())), keepalive=lambda: KEEPALIVE,
         render=render)

@@ -47,7 +47,8 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
 
 async def create_conversation(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                               headers: list[tuple[str, str]]) -> int:
-    raw = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    raw = await read_body(scope, receive, gw.settings.server.max_body_bytes,
+                          timeout=gw.settings.server.body_timeout_seconds)
     # An empty body creates a conversation with no settings; any other goes through the
     # one decoder of client JSON (depth, lone surrogates, NaN refused).
     body = load_object(raw) if raw.strip() else {}

@@ -2,7 +2,7 @@
 
 A response runs like a chat completion (`open_turn`); only the rendering differs
 (ccproto's `ResponseBuilder`). As in chat.py, the status of a stream is held back until
-its first content (sse_stream.py), so a failure before any text gets its real HTTP status.
+its first content (http/sse.py), so a failure before any text gets its real HTTP status.
 Each response is stored with its conversation (unless ``store`` is false): GET returns
 it, and ``previous_response_id`` continues that conversation's CLI session. The helpers
 for that live in core/stored_responses.py, shared with the Responses WebSocket mode.
@@ -39,7 +39,8 @@ __all__ = ["create_response", "get_response"]
 async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                           headers: list[tuple[str, str]]) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
-    body = await read_body(scope, receive, gw.settings.server.max_body_bytes)
+    body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
+                           timeout=gw.settings.server.body_timeout_seconds)
     request = structure_responses_request(body)
     chat = chat_request(request)
     conversation_id = await continued_conversation(gw.records, request)
@@ -91,11 +92,13 @@ async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
         # No [DONE] in Responses streams: the terminal event ends it (openai-wire.md §2.2).
         return _encode(events), builder.done
 
-    # Silence gets a keepalive *data* event, not an SSE comment: Codex's idle timer
-    # ignores comments. It is built when sent, so its sequence number is in order. The
-    # shutdown grace's end is a failure like any other: response.failed ends the stream.
+    # Silence after the commit gets a keepalive *data* event, not an SSE comment: Codex's
+    # idle timer ignores comments. It is built when sent, so its sequence number is in
+    # order. The shutdown grace's end is a failure like any other: response.failed ends
+    # the stream.
     return await held_sse_stream(
         gw.drain.guard(run.receive), send, headers,
+        hold_seconds=gw.settings.server.status_hold_seconds,
         keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: _encode(builder.start()), keepalive=lambda: _encode([builder.keepalive()]),
         render=render)

@@ -2,12 +2,19 @@
 
 The status is held back until the turn shows what it is: a failure before any content
 (bad key, rate limit, unknown model, CLI missing) gets its real HTTP status and an OpenAI
-error body, not a 200 with an error inside, because that is what the SDKs raise on. The
-stream is committed (200, SSE headers, the surface's opening payload) by the first event,
-or by the keep-alive interval passing in silence, since clients and proxies time out on a
-response that sends no headers. What each surface sends (its opening, its keep-alive, how
-an event renders, how the stream ends and how a failure after the commit reads) is its
-own; the order and the status rules are this module's.
+error body, not a 200 with an error inside, because that is what the SDKs raise on and
+retry by. The stream is committed (200, SSE headers, the surface's opening payload) by the
+first event, or by the status hold passing in silence.
+
+Nothing is sent while the status is held, not even a keep-alive: any byte commits the 200.
+So the hold has its own length, longer than the keep-alive interval: long enough for
+the errors a turn meets before its first text (they arrive within seconds), short enough
+that nothing between the client and us gives up on a response with no headers (proxies'
+idle timeouts, 60 s by default for nginx and AWS's load balancers; the SDKs' 600 s read
+timeout; Codex's 300 s idle timer). Once committed, silence longer than the keep-alive
+interval gets the surface's keep-alive. What each surface sends (its opening, its
+keep-alive, how an event renders, how the stream ends and how a failure after the commit
+reads) is its own; the order and the status rules are this module's.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ async def held_sse_stream(
     send: Send,
     headers: Headers,
     *,
+    hold_seconds: float,
     keepalive_seconds: float,
     start: Callable[[], bytes],
     keepalive: Callable[[], bytes],
@@ -46,40 +54,39 @@ async def held_sse_stream(
 ) -> int:
     """Stream one turn's events (from ``receive``) as SSE; returns the HTTP status sent.
 
-    ``start`` and ``keepalive`` are called only once the stream is committed, and in the
-    order their bytes go out, since a surface may number its events. ``render`` gets every
-    event after the commit, a `TurnFailed` included (the surface's mid-stream error), and
-    must end the stream on the turn's last event.
+    The status waits up to ``hold_seconds`` for the first event; after the commit,
+    ``keepalive_seconds`` of silence get a keep-alive. ``start`` and ``keepalive`` are
+    called only once the stream is committed, and in the order their bytes go out, since a
+    surface may number its events. ``render`` gets every event after the commit, a
+    `TurnFailed` included (the surface's mid-stream error), and must end the stream on the
+    turn's last event.
     """
     headers = list(headers)
-    committed = False
-
-    async def commit() -> None:
-        nonlocal committed
-        committed = True
-        await start_response(send, 200, [*SSE_HEADERS, *headers])
-        await send_bytes(send, start())
-
+    # The hold: until the first event, or until it runs out (module docstring). No
+    # keep-alive goes out inside it, since it would commit a 200 before the turn's status
+    # is known.
+    event: TurnEvent | None = None
+    with trio.move_on_after(hold_seconds):
+        event = await receive()
+    if type(event) is TurnFailed:
+        status, body, extra = error_payload(event.error)
+        await send_json(send, status, body, [*headers, *extra])
+        return status
+    await start_response(send, 200, [*SSE_HEADERS, *headers])
+    await send_bytes(send, start())
     while True:
+        if event is not None:
+            data, end = await render(event)
+            if end:
+                await send_bytes(send, data, more=False)
+                return 200
+            if data:
+                await send_bytes(send, data)
         event = None
-        # Silence longer than the keep-alive interval gets the surface's keep-alive, so
-        # clients and proxies see a live connection while Claude Code thinks or runs tools.
+        # Committed: silence longer than the keep-alive interval gets the surface's
+        # keep-alive, so clients and proxies see a live connection while Claude Code thinks
+        # or runs tools.
         with trio.move_on_after(keepalive_seconds):
             event = await receive()
         if event is None:
-            if not committed:
-                await commit()
             await send_bytes(send, keepalive())
-            continue
-        if type(event) is TurnFailed and not committed:
-            status, body, extra = error_payload(event.error)
-            await send_json(send, status, body, [*headers, *extra])
-            return status
-        if not committed:
-            await commit()
-        data, end = await render(event)
-        if end:
-            await send_bytes(send, data, more=False)
-            return 200
-        if data:
-            await send_bytes(send, data)

@@ -35,8 +35,18 @@ class ServerSettings:
     port: int = setting(8080, "TCP port; 0 picks a free one", PORT)
     data_dir: str = setting("", '"" = $XDG_DATA_HOME/ccserver or ~/.local/share/ccserver')
     max_body_bytes: int = setting(10485760, "request body limit; larger gets 413", POSITIVE)
+    body_timeout_seconds: float = setting(
+        30.0, "a request body not read whole in this long gets 408 and a closed connection",
+        POSITIVE,
+    )
     graceful_timeout_seconds: float = setting(30.0, "drain this long on SIGINT/SIGTERM", POSITIVE)
-    sse_keepalive_seconds: float = setting(15.0, "SSE keep-alive after this silence", POSITIVE)
+    sse_keepalive_seconds: float = setting(
+        15.0, "SSE keep-alive after this silence, once a stream's status is sent", POSITIVE
+    )
+    status_hold_seconds: float = setting(
+        45.0, "a stream's status waits this long for its first content, then 200 (README)",
+        POSITIVE,
+    )
     keep_alive_seconds: float = setting(
         10.0, "close a connection idle (or silent from its start) this long", POSITIVE
     )

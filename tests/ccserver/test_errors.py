@@ -36,6 +36,7 @@ from ccserver.errors import (
     OriginRefused,
     PayloadTooLarge,
     PreviousResponseNotFound,
+    RequestTimeout,
     ResponseInProgress,
     ResponseNotFound,
     ShuttingDown,
@@ -62,6 +63,7 @@ PROMISES: list[tuple[ProtocolError, tuple[int, str, str, str | None, str, str | 
     (OriginRefused("no"), (403, INVALID, "origin_not_allowed", None, "false", None)),
     (Unauthorized("no key"), (401, INVALID, "invalid_api_key", None, "false", None)),
     (PayloadTooLarge(10), (413, INVALID, "request_too_large", None, "false", None)),
+    (RequestTimeout(30), (408, INVALID, "request_timeout", None, "true", None)),
     (ModelNotFound("gpt-9"), (404, INVALID, "model_not_found", "model", "false", None)),
     (ResponseNotFound("resp_1"), (404, INVALID, "response_not_found", None, "false", None)),
     (PreviousResponseNotFound("gone"),
@@ -94,8 +96,10 @@ def test_each_error_answers_as_it_promises(
             dict(headers).get("retry-after")) == promise
     assert body == {"error": {"message": error.message, "type": promise[1],
                               "param": promise[3], "code": promise[2]}}
+    closes = ["connection"] if promise[0] == 408 else []  # the rest of the body may be coming
     assert [name for name, _ in headers] == (
-        ["retry-after", "x-should-retry"] if promise[5] else ["x-should-retry"])
+        ["retry-after", "x-should-retry"] if promise[5] else ["x-should-retry"]) + closes
+    assert dict(headers).get("connection") == ("close" if closes else None)
 
 
 def test_every_server_error_is_pinned() -> None:
@@ -122,6 +126,7 @@ def test_messages_name_their_subject() -> None:
         "A response is already in progress on this connection; wait for it to finish or "
         "send response.cancel")
     assert InternalError().message == "The server failed while handling the request"
+    assert RequestTimeout(2.5).message == "The request body did not arrive within 2.5 s"
 
 
 @pytest.mark.parametrize("make", [

@@ -177,9 +177,11 @@ def test_failure_after_text_is_response_failed(sdk: openai.OpenAI) -> None:
 def test_silence_gets_keepalive_data_events(stack: tuple[FakeAPI, Gateway],
                                            tmp_path: Path) -> None:
     fake, _ = stack
-    # Its own gateway with a 1 s keep-alive; the upstream stays silent for 2.5 s after the
-    # CLI asked, so a keep-alive falls due however long the CLI took to start.
-    env = gateway_env(fake, tmp_path, server__sse_keepalive_seconds="1", pool__size="0",
+    # Its own gateway with a 0.5 s status hold and a 1 s keep-alive; the upstream stays
+    # silent for 2.5 s after the CLI asked, which is after the hold started, so the hold
+    # runs out and a keep-alive falls due however long the CLI took to start.
+    env = gateway_env(fake, tmp_path, server__sse_keepalive_seconds="1",
+                      server__status_hold_seconds="0.5", pool__size="0",
                       pool__idle_seconds="0")
     body = {"model": "sonnet", "stream": True,
             "input": say("slow", chunks=["late"], first_delay_ms=2500)}

@@ -3,7 +3,9 @@
 No sockets. Without `lifespan` nothing is started: tests that need gateway state set it by
 hand, or run the app's own start-up and shutdown with `async with lifespan(app):`. After the
 body has been handed over, ``receive`` blocks until the response is complete and then reports
-``http.disconnect``, like a client that waits for its answer and then goes away.
+``http.disconnect``, like a client that waits for its answer and then goes away. With
+``stall=True`` the body is handed over as a first part with more to come, and the rest never
+comes: a client that stops sending half-way through its body.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ async def request(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     client: tuple[str, int] = ("127.0.0.1", 50000),
+    stall: bool = False,
 ) -> Response:
     """Send one request to ``app`` and collect the whole response."""
     path, _, query = path.partition("?")
@@ -73,7 +76,7 @@ async def request(
         nonlocal body_sent
         if not body_sent:
             body_sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": stall}
         await done.wait()
         return {"type": "http.disconnect"}
 

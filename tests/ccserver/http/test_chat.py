@@ -146,3 +146,17 @@ async def test_an_oversize_body_is_a_413(make_settings: SettingsFactory) -> None
     for response in (declared, counted):
         assert response.status == 413
         assert "100 bytes" in response.json()["error"]["message"]
+
+
+async def test_a_body_that_stops_arriving_is_a_408(make_settings: SettingsFactory) -> None:
+    # The client sends part of its body and then nothing: the read's deadline answers, with
+    # no CLI and no lifespan. Behaviour, not timing: the stalled part never completes.
+    impatient = App(make_settings(server={"body_timeout_seconds": 0.2}))
+    for path in ("/v1/chat/completions", "/v1/responses", "/v1/conversations"):
+        response = await request(impatient, "POST", path, body=b'{"model": "so',
+                                 headers=[("content-length", "1000000")], stall=True)
+        assert response.status == 408, path
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "request_timeout")
+        assert response.header("connection") == "close"
+        assert response.header("x-should-retry") == "true"
