@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Gateway", "process_tree", "processes", "running_gateway", "wait_until"]
+__all__ = ["WATCHDOG", "Gateway", "process_tree", "processes", "running_gateway", "wait_until"]
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:(\d+))")
 
@@ -51,14 +51,24 @@ def processes() -> tuple[dict[int, int], dict[int, str]]:
     return parents, cmdlines
 
 
-def process_tree(root: int) -> dict[int, str]:
-    """Every live descendant of ``root`` (by ppid chains): pid -> command line."""
+#: How the gateway's watchdog (ccserver/proc/guard.py) shows in the process table.
+WATCHDOG = "-m ccserver.proc.guard"
+
+
+def process_tree(root: int, *, watchdog: bool = False) -> dict[int, str]:
+    """Every live descendant of ``root`` (by ppid chains): pid -> command line.
+
+    The gateway's watchdog lives as long as the gateway and is no run's leftover, so it
+    counts only with ``watchdog=True``.
+    """
     parents, cmdlines = processes()
     found: dict[int, str] = {}
     frontier = [root]
     while frontier:
         parent = frontier.pop()
         for pid, ppid in parents.items():
+            if ppid == root and not watchdog and WATCHDOG in cmdlines[pid]:
+                continue
             if ppid == parent and pid not in found:
                 found[pid] = cmdlines[pid]
                 frontier.append(pid)
