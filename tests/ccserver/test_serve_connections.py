@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from functools import partial
 
+import pytest
 import trio
 
 from ccserver.serve import serve
 
 from .test_serve import GUARD, StubApp, get, settings
+
+pytestmark = [pytest.mark.reliability]
 
 __all__: list[str] = []
 

@@ -23,6 +23,8 @@ from tests.support.e2e import gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
 
+pytestmark = [pytest.mark.reliability]
+
 SLEEP = "sleep 287.5"  # a Bash tool that would outlive the test by far; unique in the table
 
 
