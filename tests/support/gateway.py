@@ -15,7 +15,12 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["WATCHDOG", "Gateway", "process_tree", "processes", "running_gateway", "wait_until"]
+from ccserver.proc.tree import env_value
+
+__all__ = [
+    "RUN_TAG_ENV", "WATCHDOG", "Gateway", "process_tree", "processes", "running_gateway", "tagged",
+    "wait_until",
+]
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:(\d+))")
 
@@ -53,6 +58,24 @@ def processes() -> tuple[dict[int, int], dict[int, str]]:
 
 #: How the gateway's watchdog (ccserver/proc/guard.py) shows in the process table.
 WATCHDOG = "-m ccserver.proc.guard"
+
+
+#: Set by tests/conftest.py for the whole test run; every process the tests start inherits it
+#: (gateways, fake APIs, CLIs, their tools), so the run's leftovers can be told from those
+#: of test runs beside it. Not CCSERVER_-prefixed: the watchdog drops those from its own.
+RUN_TAG_ENV = "CCTEST_RUN"
+
+
+def tagged(value: str, *, skip: int) -> dict[int, str]:
+    """Every live process but ``skip`` whose environment has ``RUN_TAG_ENV=value``.
+
+    Nor ``skip``'s own watchdog: an app served in-process makes the test process a gateway,
+    whose watchdog lives as long as it does and goes when it exits.
+    """
+    _, cmdlines = processes()
+    own = f"{WATCHDOG} {skip}-"
+    return {pid: cmd for pid, cmd in cmdlines.items()
+            if pid != skip and own not in cmd and env_value(pid, RUN_TAG_ENV) == value}
 
 
 def process_tree(root: int, *, watchdog: bool = False) -> dict[int, str]:
