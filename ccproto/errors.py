@@ -81,4 +81,4 @@ class CLIError(ProtocolError):
     """The CLI failed, or its output broke the protocol; status depends on the cause."""
 
     status_hint = 502
-    error_type = "upstream_error"
+    error_type = "server_error"

@@ -8,11 +8,18 @@ just before it does, this file's hook wraps the async test function in `trio.fai
 so a test that hangs fails with `trio.TooSlowError` instead of blocking the suite. The
 default is generous (the machine may be slow and busy); `@pytest.mark.fail_after(seconds)`
 changes it for one test. It covers the test body, not fixture set-up or teardown.
+
+The leftover check: every process the tests start inherits ``CCTEST_RUN=<pid>-<random>``
+(set before the first test); after the last one, and after every fixture was torn down, the
+process table must hold no live process with that tag (polled for a while: a retired CLI may
+still be exiting). One is a failure of the whole run, listed by pid and command line.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import secrets
 from collections.abc import Awaitable, Callable, Generator
 from inspect import iscoroutinefunction
 from pathlib import Path
@@ -21,6 +28,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.support.gateway import RUN_TAG_ENV, tagged, wait_until
 from tests.support.replay import ReplayCLI, replay_cli_in
 from tests.support.settings import SettingsFactory, settings_under
 
@@ -28,10 +36,30 @@ from tests.support.settings import SettingsFactory, settings_under
 DEFAULT_FAIL_AFTER = 60.0
 
 
+#: Seconds the leftover check polls for tagged processes to go: a bound, not a timing check.
+LEFTOVER_BOUND = 30.0
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault(RUN_TAG_ENV, f"{os.getpid()}-{secrets.token_hex(4)}")
     config.addinivalue_line(
         "markers", "fail_after(seconds): the trio test fails after this long "
         f"(default {DEFAULT_FAIL_AFTER:g} s)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Runs after every fixture's teardown: what is tagged now was left behind by the tests.
+    tag = os.environ[RUN_TAG_ENV]
+    wait_until(lambda: not tagged(tag, skip=os.getpid()), timeout=LEFTOVER_BOUND)
+    left = tagged(tag, skip=os.getpid())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"process table: {len(left)} processes left by this run "
+                            f"({RUN_TAG_ENV}={tag})")
+        for pid, cmd in sorted(left.items()):
+            reporter.write_line(f"  left running: {pid} {cmd[:200]}", red=True)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _guarded(test: Callable[..., Awaitable[None]], seconds: float) -> Callable[..., Any]:

@@ -8,6 +8,8 @@ from ccproto import Result, parse_record
 from ccproto.errors_map import DEFAULT_RETRY_AFTER, error_for_result, retry_delay
 from tests.support import records as r
 
+pytestmark = [pytest.mark.reliability]
+
 
 def failed(status: int) -> Result:
     record = parse_record(r.result(is_error=True, status=status, text=f"API Error: {status} (fake)",

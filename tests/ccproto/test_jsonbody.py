@@ -19,6 +19,8 @@ from ccproto import (
 )
 from ccproto.policy import check_model
 
+pytestmark = [pytest.mark.reliability]
+
 # JSON-ish values: every scalar JSON has, strings with lone surrogates among them, nested.
 _TEXT = st.text(alphabet=st.characters(codec=None, categories=None))  # surrogates included
 _SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from ccproto import TextDelta, TurnEvent, TurnFailed
 from ccserver.edge.drain import Drain
 from ccserver.errors import ShuttingDown
+
+pytestmark = [pytest.mark.reliability]
 
 __all__: list[str] = []
 

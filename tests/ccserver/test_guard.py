@@ -21,6 +21,8 @@ import pytest
 from ccserver.proc.guard import GATEWAY_MARKER_ENV, gateway_tag, stop_predecessors
 from ccserver.proc.tree import ProcInfo, is_same, read_info
 
+pytestmark = [pytest.mark.reliability]
+
 STANDIN = Path(__file__).resolve().parents[1] / "support" / "standin_cli.py"
 BOUND = 20.0  # seconds; a bound on polling for a loaded box, not an expected duration
 

@@ -21,6 +21,8 @@ from ccserver.settings import Settings
 from ccserver.settings.sections import ConversationSettings
 from tests.support.asgi_client import Response, request
 
+pytestmark = [pytest.mark.reliability]
+
 PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/conversations")
 
 _TEXT = st.text(alphabet=st.characters(codec=None, categories=None), max_size=20)

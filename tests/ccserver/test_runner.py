@@ -102,6 +102,7 @@ async def test_streams_stdout_as_it_is_written() -> None:
     ("flags", "expected"),
     [((), 0), (("--exit-code", "3"), 3), (("--kill-self", str(int(signal.SIGKILL))), -9)],
 )
+@pytest.mark.reliability
 async def test_exit_codes(flags: tuple[str, ...], expected: int) -> None:
     with trio.fail_after(GUARD):
         async with open_cli(standin(*flags)) as proc:
@@ -111,6 +112,7 @@ async def test_exit_codes(flags: tuple[str, ...], expected: int) -> None:
             assert proc.returncode == expected
 
 
+@pytest.mark.reliability
 async def test_stderr_flood_neither_blocks_nor_grows() -> None:
     with trio.fail_after(GUARD):
         async with open_cli(standin("--stderr-mb", "8"), stderr_tail_bytes=4096) as proc:
@@ -142,6 +144,7 @@ async def test_partial_stdin_keeps_pipe_open_until_teardown() -> None:
         assert proc.returncode == 1  # stopped by teardown's SIGINT
 
 
+@pytest.mark.reliability
 async def test_stdin_broken_pipe_is_not_an_error() -> None:
     with trio.fail_after(GUARD):
         # The stand-in exits without reading; 8 MiB cannot fit in the pipe buffer.
@@ -204,6 +207,7 @@ async def test_stderr_is_drained_while_a_cancelled_run_stops() -> None:
         assert proc.stderr_tail().endswith(b"zzz" + b"SIGINT-END\n")
 
 
+@pytest.mark.reliability
 async def test_sigint_and_sigterm_ignored_escalates_to_sigkill() -> None:
     with trio.fail_after(GUARD):
         flags = ("--tool", "--hang", "--sigint", "ignore", "--ignore-sigterm")
@@ -218,6 +222,7 @@ async def test_sigint_and_sigterm_ignored_escalates_to_sigkill() -> None:
         assert_gone(child, grandchild)
 
 
+@pytest.mark.reliability
 async def test_orphan_left_by_normal_exit_is_swept() -> None:
     with trio.fail_after(GUARD):
         async with open_cli(standin("--orphan")) as proc:
@@ -230,6 +235,7 @@ async def test_orphan_left_by_normal_exit_is_swept() -> None:
         assert_gone(orphan)
 
 
+@pytest.mark.reliability
 async def test_tool_tree_left_by_normal_exit_is_swept() -> None:
     with trio.fail_after(GUARD):
         async with open_cli(standin("--tool", "--exit-code", "2")) as proc:
@@ -240,6 +246,7 @@ async def test_tool_tree_left_by_normal_exit_is_swept() -> None:
         assert_gone(child, grandchild)
 
 
+@pytest.mark.reliability
 async def test_body_exception_propagates_unwrapped_and_cleans_up() -> None:
     with trio.fail_after(GUARD):
         with pytest.raises(ValueError, match="boom") as info:
@@ -254,6 +261,7 @@ async def test_body_exception_propagates_unwrapped_and_cleans_up() -> None:
 
 
 @pytest.mark.parametrize("kind", ["missing", "not executable", "bad cwd"])
+@pytest.mark.reliability
 async def test_unstartable_cli_raises_process_start_error(kind: str, tmp_path: Path) -> None:
     script = tmp_path / "claude"
     script.write_text("#!/bin/sh\nexit 0\n")

@@ -14,6 +14,7 @@ import os
 from functools import partial
 
 import h11
+import pytest
 import trio
 
 from ccserver.app import App
@@ -22,6 +23,8 @@ from tests.support.replay import ReplayCLI
 from tests.support.settings import SettingsFactory
 
 from .test_serve import GUARD, StubApp, get, settings
+
+pytestmark = [pytest.mark.reliability]
 
 __all__: list[str] = []
 

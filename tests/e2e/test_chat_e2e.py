@@ -70,6 +70,7 @@ def test_streaming_deltas_usage_and_system_prompt(stack: tuple[FakeAPI, Gateway]
     (429, openai.RateLimitError, 429),
     (529, openai.InternalServerError, 503), (500, openai.InternalServerError, 502)])
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.reliability
 def test_upstream_errors(stack: tuple[FakeAPI, Gateway], status: int, exc: type[Exception],
                          ours: int, stream: bool) -> None:
     _, gw = stack
@@ -83,6 +84,7 @@ def test_upstream_errors(stack: tuple[FakeAPI, Gateway], status: int, exc: type[
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.reliability
 def test_upstream_429_carries_retry_after(stack: tuple[FakeAPI, Gateway], stream: bool) -> None:
     # This gateway runs the CLI without retries, so the CLI never says what the upstream
     # asked for (errors_map): the client is told the default wait, not nothing.
@@ -96,6 +98,7 @@ def test_upstream_429_carries_retry_after(stack: tuple[FakeAPI, Gateway], stream
     assert info.value.response.headers["retry-after"] == "2"
 
 
+@pytest.mark.reliability
 def test_upstream_retry_after_passes_through_when_the_cli_retries(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp("retrying")
@@ -111,6 +114,7 @@ def test_upstream_retry_after_passes_through_when_the_cli_retries(
     assert info.value.response.headers["retry-after"] == "3"
 
 
+@pytest.mark.reliability
 def test_upstream_hang_is_a_504_and_leaves_no_process(stack: tuple[FakeAPI, Gateway]) -> None:
     _, gw = stack
     with pytest.raises(openai.APIStatusError) as info:
@@ -120,6 +124,7 @@ def test_upstream_hang_is_a_504_and_leaves_no_process(stack: tuple[FakeAPI, Gate
     assert wait_until(lambda: not process_tree(gw.proc.pid), timeout=10), process_tree(gw.proc.pid)
 
 
+@pytest.mark.reliability
 def test_disconnect_mid_tool_leaves_no_process(stack: tuple[FakeAPI, Gateway]) -> None:
     _, gw = stack
     script = directive(steps=[{"text": "Starting now.", "tool_use": {"name": "Bash", "input": {"command": "sleep 271.5"}}},

@@ -118,6 +118,7 @@ def test_unknown_id_is_404_before_any_cli_runs(fake: FakeAPI, gw: Gateway) -> No
     assert len(fake.messages_requests()) == before
 
 
+@pytest.mark.reliability
 def test_second_request_on_a_busy_conversation_gets_409(fake: FakeAPI, gw: Gateway) -> None:
     c = client(gw)
     conversation = c.chat.completions.create(
@@ -178,6 +179,7 @@ def test_conversation_endpoints(tmp: Path, gw: Gateway) -> None:
         assert h.delete(f"/conversations/{made['id']}").status_code == 404
 
 
+@pytest.mark.reliability
 def test_sigkilled_server_continues_the_conversation_after_restart(
         fake: FakeAPI, tmp: Path) -> None:
     env = gateway_env(fake, tmp / "restart")
@@ -196,6 +198,7 @@ def test_sigkilled_server_continues_the_conversation_after_restart(
     assert [r for r, _ in turns] == ["user", "assistant", "user"] and turns[1][1] == "before"
 
 
+@pytest.mark.reliability
 def test_refused_and_failed_first_turns_leave_no_conversation(tmp_path: Path) -> None:
     # Own gateway: one turn at a time and one waiting, so the rest are refused with 429.
     with running_fakeapi(tmp_path) as fake, running_gateway(gateway_env(

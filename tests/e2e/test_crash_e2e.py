@@ -23,6 +23,8 @@ from tests.support.e2e import gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
 
+pytestmark = [pytest.mark.reliability]
+
 SLEEP = "sleep 287.5"  # a Bash tool that would outlive the test by far; unique in the table
 
 
@@ -77,7 +79,7 @@ def test_sigkilled_gateway_leaves_nothing_running_and_loses_only_the_turn_in_fli
                                                      json=body) as response:
             assert response.status_code == 200
             assert wait_until(sleeping, timeout=30)
-            survivors.extend(info for pid in process_tree(gw.proc.pid)
+            survivors.extend(info for pid in process_tree(gw.proc.pid, watchdog=True)
                              if (info := read_info(pid)) is not None)
             assert any(SLEEP in cmd for cmd in process_tree(gw.proc.pid).values())
             gw.proc.kill()  # SIGKILL mid-turn: the gateway runs no teardown

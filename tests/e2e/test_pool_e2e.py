@@ -88,6 +88,7 @@ def test_warm_process_serves_a_new_conversation_then_stays_bound(
     assert warm <= clis(gw)  # that process is still the one alive (plus a refilled warm one)
 
 
+@pytest.mark.reliability
 def test_failed_turn_discards_the_process_and_is_not_glued_to_the_next(
         fake: FakeAPI, gw: Gateway) -> None:
     c = client(gw)
@@ -110,6 +111,7 @@ def test_failed_turn_discards_the_process_and_is_not_glued_to_the_next(
     assert "FAIL-2" not in json.dumps(turns)
 
 
+@pytest.mark.reliability
 def test_a_failed_first_turn_on_a_warm_process_leaves_nothing(tmp: Path, gw: Gateway) -> None:
     assert wait_until(lambda: pool(gw)["warm"] == 1, timeout=20)
     warm_dirs = {d.name for d in (tmp / "ws").glob("conv_*")}
@@ -127,6 +129,7 @@ def test_a_failed_first_turn_on_a_warm_process_leaves_nothing(tmp: Path, gw: Gat
     assert cid not in {d.name for d in (tmp / "ws").glob("conv_*")}
 
 
+@pytest.mark.reliability
 def test_disconnect_mid_turn_kills_the_process_and_its_tools(gw: Gateway) -> None:
     c = client(gw)
     conversation = c.chat.completions.create(
@@ -174,6 +177,7 @@ def _all_commands() -> list[str]:
     return [c.replace("\0", " ") for c in out]
 
 
+@pytest.mark.reliability
 def test_response_cache_and_retry_of_a_crashed_start(fake: FakeAPI, tmp: Path) -> None:
     # A CLI that dies without a word on its first start, then works: retried, unseen.
     flag = tmp / "crashed-once"
@@ -245,6 +249,7 @@ def _cwd(pid: int) -> str:
         return ""
 
 
+@pytest.mark.reliability
 def test_live_processes_stay_under_the_cap(fake: FakeAPI, tmp: Path) -> None:
     # Each conversation keeps its process and the pool keeps a warm one; with room for
     # two, older ones are retired before a new one starts. Sampled throughout.

@@ -154,6 +154,7 @@ def test_bad_requests_name_the_field(stack: tuple[FakeAPI, Gateway]) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.reliability
 def test_upstream_error_before_text_keeps_its_status(sdk: openai.OpenAI, stream: bool) -> None:
     with pytest.raises(openai.RateLimitError):
         result = sdk.responses.create(model="sonnet", stream=stream,
@@ -162,6 +163,7 @@ def test_upstream_error_before_text_keeps_its_status(sdk: openai.OpenAI, stream:
             list(result)  # type: ignore[call-overload]
 
 
+@pytest.mark.reliability
 def test_failure_after_text_is_response_failed(sdk: openai.OpenAI) -> None:
     # Text, a tool call, then the next upstream call fails: the turn fails after content.
     steps = [{"text": "Working on it.", "tool_use": {"name": "Bash", "input": {"command": "true"}}},
@@ -192,6 +194,7 @@ def test_silence_gets_keepalive_data_events(stack: tuple[FakeAPI, Gateway],
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
 
 
+@pytest.mark.reliability
 def test_disconnect_mid_stream_leaves_no_process(stack: tuple[FakeAPI, Gateway], sdk: openai.OpenAI) -> None:
     _, gw = stack
     stream = sdk.responses.create(model="sonnet", stream=True,

@@ -22,6 +22,8 @@ from tests.support.e2e import gateway_env
 from tests.support.fakeapi import running_fakeapi
 from tests.support.gateway import running_gateway
 
+pytestmark = [pytest.mark.reliability]
+
 __all__: list[str] = []
 
 HANG = {"chunks": ["first "], "hang": "after_chunks"}

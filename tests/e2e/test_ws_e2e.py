@@ -191,6 +191,7 @@ def test_chat_cancel_and_close_mid_stream(stack: tuple[FakeAPI, Gateway]) -> Non
     assert no_cli_left(gw), process_tree(gw.proc.pid)
 
 
+@pytest.mark.reliability
 def test_bad_frames_get_errors_and_the_socket_stays_open(stack: tuple[FakeAPI, Gateway]) -> None:
     _, gw = stack
     hang = say("hang", chunks=["x"], hang="after_chunks")
@@ -231,6 +232,7 @@ def test_bad_frames_get_errors_and_the_socket_stays_open(stack: tuple[FakeAPI, G
     assert no_cli_left(gw), process_tree(gw.proc.pid)
 
 
+@pytest.mark.reliability
 def test_a_client_that_stops_reading_is_closed(stack: tuple[FakeAPI, Gateway]) -> None:
     _, gw = stack
     port = int(gw.base_url.rsplit(":", 1)[1])

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Gateway", "process_tree", "processes", "running_gateway", "wait_until"]
+from ccserver.proc.tree import env_value
+
+__all__ = [
+    "RUN_TAG_ENV", "WATCHDOG", "Gateway", "process_tree", "processes", "running_gateway", "tagged",
+    "wait_until",
+]
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:(\d+))")
 
@@ -51,21 +56,43 @@ def processes() -> tuple[dict[int, int], dict[int, str]]:
     return parents, cmdlines
 
 
-#: The gateway's watchdog (ccserver/proc/guard.py) lives as long as the gateway: it is no
-#: run of a CLI, so "no process left" never counts it.
+#: How the gateway's watchdog (ccserver/proc/guard.py) shows in the process table.
 WATCHDOG = "-m ccserver.proc.guard"
 
 
-def process_tree(root: int) -> dict[int, str]:
-    """Every live descendant of ``root`` (by ppid chains) but its watchdog: pid -> command
-    line."""
+#: Set by tests/conftest.py for the whole test run; every process the tests start inherits it
+#: (gateways, fake APIs, CLIs, their tools), so the run's leftovers can be told from those
+#: of test runs beside it. Not CCSERVER_-prefixed: the watchdog drops those from its own.
+RUN_TAG_ENV = "CCTEST_RUN"
+
+
+def tagged(value: str, *, skip: int) -> dict[int, str]:
+    """Every live process but ``skip`` whose environment has ``RUN_TAG_ENV=value``.
+
+    Nor ``skip``'s own watchdog: an app served in-process makes the test process a gateway,
+    whose watchdog lives as long as it does and goes when it exits.
+    """
+    _, cmdlines = processes()
+    own = f"{WATCHDOG} {skip}-"
+    return {pid: cmd for pid, cmd in cmdlines.items()
+            if pid != skip and own not in cmd and env_value(pid, RUN_TAG_ENV) == value}
+
+
+def process_tree(root: int, *, watchdog: bool = False) -> dict[int, str]:
+    """Every live descendant of ``root`` (by ppid chains): pid -> command line.
+
+    The gateway's watchdog lives as long as the gateway and is no run's leftover, so it
+    counts only with ``watchdog=True``.
+    """
     parents, cmdlines = processes()
     found: dict[int, str] = {}
     frontier = [root]
     while frontier:
         parent = frontier.pop()
         for pid, ppid in parents.items():
-            if ppid == parent and pid not in found and WATCHDOG not in cmdlines[pid]:
+            if ppid == root and not watchdog and WATCHDOG in cmdlines[pid]:
+                continue
+            if ppid == parent and pid not in found:
                 found[pid] = cmdlines[pid]
                 frontier.append(pid)
     return found

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from ccserver.app import App
 from tests.support.asgi_client import Response, request, sse_events
 from tests.support.replay import ReplayCLI
@@ -94,6 +96,7 @@ async def test_the_next_turn_continues_the_conversation(app: App, replay_cli: Re
     assert stored["turns"] == 3
 
 
+@pytest.mark.reliability
 async def test_a_failure_before_any_content_gets_its_own_status(
         app: App, replay_cli: ReplayCLI) -> None:
     replay_cli.play("err429")
