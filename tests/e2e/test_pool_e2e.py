@@ -135,7 +135,10 @@ def test_disconnect_mid_turn_kills_the_process_and_its_tools(gw: Gateway) -> Non
     conversation = c.chat.completions.create(
         model="sonnet", messages=[{"role": "user", "content": say("CUT-1")}]
     ).conversation_id  # type: ignore[attr-defined]
-    script = {"steps": [{"tool_use": {"name": "Bash", "input": {"command": "sleep 272.5"}}},
+    # Text before the tool call: the stream's 200 goes out with it, not after the status
+    # hold (server.status_hold_seconds) that a silent tool run would otherwise wait out.
+    script = {"steps": [{"text": "Sleeping. ",
+                         "tool_use": {"name": "Bash", "input": {"command": "sleep 272.5"}}},
                         {"text": "slept"}]}
     body = {"model": "sonnet", "stream": True, "conversation_id": conversation,
             "messages": [{"role": "user", "content": f"CUT-2 [[fake {json.dumps(script)}]]"}]}
