@@ -11,10 +11,16 @@ the next resume. Two mechanisms prevent that:
 - A watchdog (``python -m ccserver.proc.guard TAG``, one per gateway process, started
   once, in a session of its own so terminal signals pass it by) reads a pipe whose only
   write end the gateway holds. When the gateway dies, the kernel closes that end; the
-  watchdog reads EOF and SIGKILLs every process with the tag until none is left.
+  watchdog reads EOF, gives the gateway's CLIs `EXIT_GRACE` to exit by themselves, then
+  SIGKILLs every process with the tag until none is left. The grace is for the idle ones:
+  the gateway's death closed their stdin too, so they exit and flush their transcripts,
+  and a turn that was answered is never lost. A CLI still in a turn (and its tools) does
+  not stop on EOF and is killed when the grace ends.
 - At start-up (`stop_predecessors`, before any conversation is touched) the gateway kills
-  every process whose tag names a gateway that no longer exists: the watchdog may have
-  died with its gateway (a kill of the whole group, a reboot of the container's init).
+  every process whose tag names a gateway that no longer exists, after the same grace:
+  the watchdog may have died with its gateway (a kill of the whole group, a reboot of the
+  container's init). Either way no straggler writes to a transcript after the new
+  gateway rolls it back: roll-backs wait for the sweep.
 
 Why not ``PR_SET_PDEATHSIG``: it fires on the death of the *thread* that forked, and trio
 spawns from a worker thread of its cache, which exits after a few idle seconds, killing a
@@ -25,7 +31,7 @@ Cost, measured on the 2-core test box: a CLI start pays ~15 us (reading our own 
 checking the watchdog is alive); the watchdog's spawn is ~1 ms once per gateway (it then
 takes ~0.25 s to import, off every request's path: EOF waits in the pipe until it reads);
 the start-up sweep reads ~90 processes' environments in ~5 ms; from the gateway's SIGKILL
-to its CLI and tool tree being dead took 3-9 ms.
+to its CLI and tool tree being dead took 3-9 ms after the grace.
 """
 
 from __future__ import annotations
@@ -42,12 +48,16 @@ import trio
 
 from . import tree as procs
 
-__all__ = ["GATEWAY_MARKER_ENV", "gateway_tag", "kill_tagged", "start_watchdog",
-           "stop_predecessors", "tag_is_dead"]
+__all__ = ["EXIT_GRACE", "GATEWAY_MARKER_ENV", "gateway_tag", "kill_tagged",
+           "start_watchdog", "stop_predecessors", "tag_is_dead"]
 
 GATEWAY_MARKER_ENV = "CCSERVER_GATEWAY"
 _POLL = 0.01
 _KILL_DEADLINE = 10.0  # bound on one kill loop: only a process stuck in the kernel lasts
+#: Seconds a dead gateway's processes get to exit by themselves before they are killed:
+#: an idle CLI told EOF flushes its transcript and exits well within it (~0.3 s measured
+#: for the flush), so a turn that was answered survives the gateway's SIGKILL.
+EXIT_GRACE = 3.0
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds ccserver/
 
 # The running watchdog and the write end of its pipe (kept open for our whole life).
@@ -71,13 +81,18 @@ def tag_is_dead(tag: str) -> bool:
     return info is None or info.starttime != int(start) or not info.alive
 
 
-def kill_tagged(condemned: Callable[[str], bool], *, deadline: float = _KILL_DEADLINE) -> int:
+def kill_tagged(condemned: Callable[[str], bool], *, grace: float = 0.0,
+                deadline: float = _KILL_DEADLINE) -> int:
     """SIGKILL every live process whose gateway tag is ``condemned`` until none is left, or
-    ``deadline`` seconds passed; returns how many were killed. Blocking."""
+    ``deadline`` seconds passed; returns how many were killed. Blocking.
+
+    For the first ``grace`` seconds nothing is killed: the processes may exit by themselves.
+    """
     me = os.getpid()
     killed: set[tuple[int, int]] = set()
+    spare_until = time.monotonic() + grace
     # Deadline: a process in uninterruptible sleep must not hold the caller forever.
-    until = time.monotonic() + deadline
+    until = spare_until + deadline
     while True:
         targets = []
         for info in procs.scan().values():
@@ -88,6 +103,9 @@ def kill_tagged(condemned: Callable[[str], bool], *, deadline: float = _KILL_DEA
                 targets.append(info)
         if not targets or time.monotonic() > until:
             return len(killed)
+        if time.monotonic() < spare_until:
+            time.sleep(_POLL)
+            continue
         for info in targets:
             if procs.signal_verified(info, signal.SIGKILL):
                 killed.add((info.pid, info.starttime))
@@ -119,7 +137,7 @@ async def stop_predecessors() -> int:
 
     Call before any transcript is read or rolled back: once it returns, no straggler can
     append to one."""
-    return await trio.to_thread.run_sync(lambda: kill_tagged(tag_is_dead))
+    return await trio.to_thread.run_sync(lambda: kill_tagged(tag_is_dead, grace=EXIT_GRACE))
 
 
 def _watch(tag: str) -> None:
@@ -134,7 +152,7 @@ def _watch(tag: str) -> None:
             continue
         except OSError:
             break
-    kill_tagged(lambda owner: owner == tag)
+    kill_tagged(lambda owner: owner == tag, grace=EXIT_GRACE)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,50 @@ def test_watchdog_kills_the_runs_of_a_sigkilled_gateway_and_their_tools() -> Non
     assert wait_for(lambda: not any(alive(info) for info in found.values())), found
 
 
+# An idle CLI: reads stdin until EOF, then takes a moment to write its transcript (the
+# marker file) and exits, as the real CLI does when its stdin closes.
+_IDLE_CLI = """
+import sys, time
+sys.stdin.buffer.read()
+time.sleep(0.5)
+open(sys.argv[1], "w").write("flushed")
+"""
+
+_IDLE_GATEWAY = """
+import os, sys, trio
+from ccproto import Invocation
+from ccserver.proc.spawn import open_cli
+
+async def main():
+    inv = Invocation(argv=(sys.executable, "-c", sys.argv[1], sys.argv[2]),
+                     env=dict(os.environ), stdin=b"", cwd="/")
+    async with open_cli(inv, keep_stdin=True) as proc:
+        print("cli", proc.pid, flush=True)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+def test_an_idle_cli_exits_by_itself_when_its_gateway_is_sigkilled(tmp_path: Path) -> None:
+    # The gateway's death closes the CLI's stdin; the watchdog's grace lets it finish
+    # writing (its transcript, here a marker) instead of killing it mid-write.
+    marker = tmp_path / "transcript"
+    gateway = subprocess.Popen([sys.executable, "-c", _IDLE_GATEWAY, _IDLE_CLI, str(marker)],
+                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert gateway.stdout is not None
+    try:
+        name, _, pid = gateway.stdout.readline().decode().partition(" ")
+        assert name == "cli"
+        cli = read_info(int(pid))
+        assert cli is not None
+    finally:
+        gateway.kill()
+        gateway.wait()
+    assert wait_for(lambda: not alive(cli))
+    assert marker.read_text() == "flushed"
+
+
 @pytest.fixture
 def dead_tag() -> str:
     """The tag of a gateway that has exited."""
