@@ -2,8 +2,8 @@
 
 Conversations must outlive the server process (a restarted gateway continues them), so
 every change is committed before the request that made it answers. The interface is what
-`Conversations` needs and no more, so a shared store for several gateways can stand in
-for the embedded one (sqlite_store.py) later.
+`Records` needs and no more, so a shared store for several gateways can stand in
+for the embedded one (sqlite.py) later.
 """
 
 from __future__ import annotations
