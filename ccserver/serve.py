@@ -33,6 +33,7 @@ App = Callable[[Any, Any, Any], Awaitable[None]]
 #: few hundred bytes each; this only bounds a client that does not read them.
 FINAL_FRAMES_SECONDS = 5.0
 
+
 class _ReleasingTCPServer(TCPServer):
     """Hypercorn's trio connection, letting go of its socket as soon as the client closes.
 
