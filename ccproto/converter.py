@@ -33,7 +33,7 @@ from .openai_types import (
     OtherPart,
     TextPart,
 )
-from .params import CHAT_LIMITS, check_limits, check_metadata
+from .params import CHAT_LIMITS, check_limits
 
 __all__ = ["dumps", "make_converter", "structure_request"]
 
@@ -175,7 +175,17 @@ def structure_request(body: bytes | str) -> ChatCompletionRequest:
     """
     data = load_object(body)
     check_limits(data, CHAT_LIMITS)
-    check_metadata(data.get("metadata"))
+    # Chat's metadata is accepted and ignored (nothing stores it), and clients and proxies
+    # send values OpenAI would refuse (numbers, nested objects, more than 16 keys): only
+    # its type is checked. Responses and conversations store theirs: full limits there.
+    if not isinstance(data.get("metadata"), dict | None):
+        raise InvalidRequestError("Invalid type for 'metadata': expected an object.",
+                                  param="metadata", code="invalid_type")
+    # A null is an absent field (openai-clients.md, "Nulls are sent"): SDK callers pass
+    # stream=None, and a strict bool would refuse it.
+    data = {key: value for key, value in data.items() if value is not None}
+    if isinstance(options := data.get("stream_options"), dict):
+        data["stream_options"] = {k: v for k, v in options.items() if v is not None}
     request = _structure(data)
     if not request.messages:
         raise InvalidRequestError("Invalid 'messages': empty array. Expected an array with "

@@ -21,6 +21,7 @@ escaped prefix of what the client sent, never all of it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -58,7 +59,7 @@ def _short(key: str) -> str:
     return repr(key[:32])[1:-1] + ("…" if len(key) > 32 else "")
 
 
-def _where(path: list[str | int]) -> str:
+def _where(path: tuple[str | int, ...]) -> str:
     out = ""
     for step in path:
         # Keys are the client's: long ones are cut, odd characters escaped.
@@ -66,27 +67,34 @@ def _where(path: list[str | int]) -> str:
     return out.lstrip(".")
 
 
-def _check(data: Any) -> tuple[str, str | None] | None:
+# A lone surrogate in a decoded string can only come from a ``\\uD800``-``\\uDFFF`` escape
+# (the bytes themselves were valid UTF-8), so bodies without one skip that walk.
+_CONTAINERS = (dict, list)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check(data: Any, *, surrogates: bool) -> tuple[str, str | None] | None:
     """The first problem of a decoded value and where it is, walked without recursion;
-    None if there is none."""
-    stack: list[tuple[Any, int, list[str | int]]] = [(data, 0, [])]
+    None if there is none. Only containers are pushed and a path is built per container,
+    never per scalar: a body of millions of numbers costs one pass over them."""
+    stack: list[tuple[dict[str, Any] | list[Any], int, tuple[str | int, ...]]] = [
+        (data, 0, ())]
     while stack:
         value, depth, path = stack.pop()
-        if isinstance(value, str):
-            if not _utf8(value):
-                return "a string holds a lone surrogate", _where(path) or None
-            continue
-        if not isinstance(value, dict | list):
-            continue
         if depth >= MAX_DEPTH:
             return f"it nests deeper than {MAX_DEPTH} levels", None
-        if isinstance(value, list):
-            stack.extend((v, depth + 1, [*path, i]) for i, v in enumerate(value))
+        if not surrogates:  # the common case: only containers matter, found at C speed
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend([(c, depth + 1, path) for c in children if type(c) in _CONTAINERS])
             continue
-        for key, v in value.items():
-            if not _utf8(key):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if surrogates and isinstance(key, str) and not _utf8(key):
                 return "a key holds a lone surrogate", _where(path) or None
-            stack.append((v, depth + 1, [*path, key]))
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, (*path, key) if surrogates else path))
+            elif surrogates and isinstance(child, str) and not _utf8(child):
+                return "a string holds a lone surrogate", _where((*path, key)) or None
     return None
 
 
@@ -111,7 +119,10 @@ def load_object(body: bytes | str, *, what: str = "Request body",
                                   code=code) from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"{what} must be a JSON object", code=code)
-    found = _check(data)
+    text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None or (
+        isinstance(body, str) and not _utf8(body))
+    found = _check(data, surrogates=surrogates)
     if found is not None:
         problem, param = found
         at = f" (at '{param}')" if param else ""

@@ -8,7 +8,8 @@ messages and codes follow OpenAI's (``Invalid 'top_p': decimal above maximum val
 code ``decimal_above_max_value``, ``param`` naming the field).
 
 ``metadata`` gets OpenAI's limits too (16 keys, keys up to 64 characters, string values up
-to 512): the same check serves chat, Responses and ``POST /v1/conversations``.
+to 512) where it is stored: Responses and ``POST /v1/conversations``. Chat's is ignored,
+so only its type is checked there (converter.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ CHAT_LIMITS: Mapping[str, Limit] = {
 RESPONSES_LIMITS: Mapping[str, Limit] = {
     **_SAMPLING,
     "max_output_tokens": ("integer", 16, None),
-    "max_tool_calls": ("integer", 1, None),
+    "max_tool_calls": ("integer", 0, None),
 }
 
 MAX_METADATA_KEYS = 16

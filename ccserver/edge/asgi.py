@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -21,6 +21,7 @@ __all__ = [
     "Scope",
     "Send",
     "cancel_on_disconnect",
+    "decode",
     "header",
     "read_body",
     "send_bytes",
@@ -47,6 +48,24 @@ def header(scope: Scope, name: str) -> str | None:
         if k.lower() == key:
             return bytes(v).decode("latin-1")
     return None
+
+
+T = TypeVar("T")
+T_in = TypeVar("T_in", bytes, str)
+
+#: Bodies from this size up are decoded in a worker thread. Decoding and checking JSON
+#: is CPU work that grows with the body: a hostile body of millions of tiny values, within
+#: ``server.max_body_bytes``, takes seconds, and on the event loop it would stall every
+#: other request and stream for that long. Small bodies (nearly all) stay on the loop,
+#: where a thread's hand-off would cost more than the decoding.
+_BIG_BODY = 256 * 1024
+
+
+async def decode(parse: Callable[[T_in], T], body: T_in) -> T:
+    """``parse(body)``, off the event loop when ``body`` is big (`_BIG_BODY`)."""
+    if len(body) < _BIG_BODY:
+        return parse(body)
+    return await trio.to_thread.run_sync(parse, body)
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int, *, timeout: float) -> bytes:

@@ -39,7 +39,16 @@ from ..core.cache import (
 )
 from ..core.run import Run, open_turn
 from ..edge.accesslog import log_usage
-from ..edge.asgi import Receive, Scope, Send, cancel_on_disconnect, header, read_body, send_json
+from ..edge.asgi import (
+    Receive,
+    Scope,
+    Send,
+    cancel_on_disconnect,
+    decode,
+    header,
+    read_body,
+    send_json,
+)
 from ..errors import error_payload
 from ..gateway import Gateway
 from .sse import held_sse_stream
@@ -53,9 +62,9 @@ async def chat_completions(
     """Serve one request; returns the HTTP status sent (for the access log)."""
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
-    request = structure_request(body)
+    request = await decode(structure_request, body)
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
-    cache_key = _cache_key(gw, body, conversation_id)
+    cache_key = await _cache_key(gw, body, conversation_id)
     if cache_key is not None:
         hit = gw.cache.get(cache_key)
         scope["ccserver.log"] = {"cache": "hit" if hit is not None else "miss"}
@@ -94,11 +103,11 @@ async def chat_completions(
     return status
 
 
-def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | None:
+async def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | None:
     """The response-cache key of a cacheable request (issue 7's rule in ccserver.cache)."""
     if not gw.cache.enabled:
         return None
-    parsed = load_object(body)  # valid: structure_request accepted it
+    parsed = await decode(load_object, body)  # valid: structure_request accepted it
     if not is_cacheable_request(parsed, conversation_id=conversation_id):
         return None
     version = gw.cli_info.version if gw.cli_info else None

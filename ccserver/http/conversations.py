@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 from ccproto import InvalidRequestError, check_metadata, load_object
 
 from ..conversations.store import Conversation, StoredMessage
-from ..edge.asgi import Receive, Scope, Send, read_body, send_json
+from ..edge.asgi import Receive, Scope, Send, decode, read_body, send_json
 from ..gateway import Gateway
 
 __all__ = ["create_conversation", "delete_conversation", "get_conversation",
@@ -51,7 +51,7 @@ async def create_conversation(gw: Gateway, scope: Scope, receive: Receive, send:
                           timeout=gw.settings.server.body_timeout_seconds)
     # An empty body creates a conversation with no settings; any other goes through the
     # one decoder of client JSON (depth, lone surrogates, NaN refused).
-    body = load_object(raw) if raw.strip() else {}
+    body = await decode(load_object, raw) if raw.strip() else {}
     conversation = await gw.records.create(
         model=_optional_str(body, "model"),
         system_prompt=_optional_str(body, "system_prompt") or _optional_str(body, "instructions"),

@@ -28,7 +28,15 @@ from ccproto import (
 from ..core.run import Run, open_turn
 from ..core.stored_responses import continued_conversation, new_builder, save_response
 from ..edge.accesslog import SCOPE_KEY, log_usage
-from ..edge.asgi import Receive, Scope, Send, cancel_on_disconnect, read_body, send_json
+from ..edge.asgi import (
+    Receive,
+    Scope,
+    Send,
+    cancel_on_disconnect,
+    decode,
+    read_body,
+    send_json,
+)
 from ..errors import ResponseNotFound, error_payload
 from ..gateway import Gateway
 from .sse import held_sse_stream
@@ -41,7 +49,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     """Serve one request; returns the HTTP status sent (for the access log)."""
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
-    request = structure_responses_request(body)
+    request = await decode(structure_responses_request, body)
     chat = chat_request(request)
     conversation_id = await continued_conversation(gw.records, request)
     status = 499  # unless a response goes out first, the client went away

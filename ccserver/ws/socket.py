@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
 
 from ccproto import InvalidRequestError, load_object
 
-from ..edge.asgi import Receive, Send
+from ..edge.asgi import Receive, Send, decode
 from ..errors import error_payload, unwrap_single
 from ..settings.sections import WebSocketSettings
 
@@ -111,7 +112,7 @@ class Socket:
             raise _bad_frame(f"Frame of {size} bytes is larger than the limit of {limit} "
                              "bytes", code="frame_too_large")
         # The one decoder of client JSON: depth, lone surrogates and NaN are refused there.
-        frame = load_object(text, what="Frame", code="invalid_frame")
+        frame = await decode(partial(load_object, what="Frame", code="invalid_frame"), text)
         if not isinstance(frame.get("type"), str):
             raise _bad_frame('Frame must be a JSON object with a string "type"')
         return frame
