@@ -50,6 +50,12 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
                 failure = await read_turn(process.proc, process.stream, services.limits, sink)
                 if failure is None:
                     return
+                if sink.finished is not None:
+                    # Recorded, then read_turn's deadline fell while its TurnFinished waited
+                    # for room (a slow reader): the turn happened, so it ends as one, out
+                    # here where no deadline can cut it in two again.
+                    await events.send(sink.finished)
+                    return
                 error = failure.error
             except (ProcessStartError, CLIError) as exc:
                 failure, error = failure_event(exc), exc
@@ -58,7 +64,10 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
                 # back, a new conversation removed, so a client that lists conversations or
                 # asks again at once never finds the failed turn (claim_turn settles again).
                 await lease.give_back(good=False)
-                await services.records.settle(ticket)
+                try:
+                    await services.records.settle(ticket)
+                except Exception:  # the client still hears why its turn failed
+                    log.exception("settling a failed turn failed; claim_turn tries again")
                 await events.send(failure)
                 return
             log.info("retrying a Claude Code turn that failed before any output: %s", error)
@@ -82,6 +91,8 @@ class _Sink:
         self._records, self._ticket, self._model = records, ticket, model
         self._reply: list[str] = []
         self.sent = False
+        #: The turn's `TurnFinished`, once the turn is recorded (whether or not it went on).
+        self.finished: TurnFinished | None = None
 
     async def send(self, event: TurnEvent, /) -> None:
         self.sent = True
@@ -89,4 +100,5 @@ class _Sink:
             self._reply.append(event.text)
         elif type(event) is TurnFinished:
             await self._records.complete(self._ticket, "".join(self._reply), self._model)
+            self.finished = event
         await self._events.send(event)

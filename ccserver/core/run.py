@@ -91,32 +91,39 @@ async def open_turn(
             warm = lease.take_warm(shape)
             if warm is not None:
                 identity = Identity(warm.conversation_id, warm.session_id, warm.cwd)
-        async with services.conversations.claim_turn(
-                original, conversation_id=conversation_id, model=model,
-                identity=identity) as ticket:
-            try:
-                if ticket.conversation.turns == 0 and not ticket.session.resume:
-                    # New conversations of this shape: keep some warm.
-                    services.pool.want(shape, fresh)
-                chosen = ticket.conversation.model
-                if chosen and request.model.strip() in ("", "default"):
-                    # A conversation created with a model keeps it when the request names none.
-                    request = attrs.evolve(request, model=chosen)
-                    model = resolve_model(request, options)
-                # The second plan (see core/planning.py): the session is known only now.
-                inv = plan_invocation(request, options, inherited_env=services.environ,
-                                      session=ticket.session)
-                await lease.take_bound(ticket.conversation.id, inv.process_key)
-                async with services.admission.slot():
-                    await lease.make_room()
-                    async with _open_run(services, lease, inv, ticket, model) as run:
-                        yield run
-            finally:
-                if ticket.new_conversation and not ticket.completed:
-                    # The conversation goes when claim_turn ends (refused, failed or
-                    # cancelled first turn): a warm process that took its identity must be
-                    # dead before its files go, and never serve another turn as it.
-                    await lease.give_back(good=False)
+        try:
+            async with services.conversations.claim_turn(
+                    original, conversation_id=conversation_id, model=model,
+                    identity=identity) as ticket:
+                try:
+                    if ticket.conversation.turns == 0 and not ticket.session.resume:
+                        # New conversations of this shape: keep some warm.
+                        services.pool.want(shape, fresh)
+                    chosen = ticket.conversation.model
+                    if chosen and request.model.strip() in ("", "default"):
+                        # A conversation created with a model keeps it when the request names none.
+                        request = attrs.evolve(request, model=chosen)
+                        model = resolve_model(request, options)
+                    # The second plan (see core/planning.py): the session is known only now.
+                    inv = plan_invocation(request, options, inherited_env=services.environ,
+                                          session=ticket.session)
+                    await lease.take_bound(ticket.conversation.id, inv.process_key)
+                    async with services.admission.slot():
+                        await lease.make_room()
+                        async with _open_run(services, lease, inv, ticket, model) as run:
+                            yield run
+                finally:
+                    if ticket.new_conversation and not ticket.completed:
+                        # The conversation goes when claim_turn ends (refused, failed or
+                        # cancelled first turn): a warm process that took its identity must be
+                        # dead before its files go, and never serve another turn as it.
+                        await lease.give_back(good=False)
+        except BaseException:
+            if identity is not None and lease.process is not None:
+                # claim_turn failed before its ticket (a cancelled client, a disk error):
+                # the warm process took an identity that is gone, so it serves nothing more.
+                await lease.give_back(good=False)
+            raise
 
 
 @asynccontextmanager

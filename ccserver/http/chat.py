@@ -51,7 +51,7 @@ from ..edge.asgi import (
 )
 from ..errors import error_payload
 from ..gateway import Gateway
-from .sse import held_sse_stream
+from .sse import held_sse_stream, hold_left
 
 __all__ = ["chat_completions"]
 
@@ -60,6 +60,9 @@ async def chat_completions(
     gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: list[tuple[str, str]]
 ) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
+    # The status hold counts from here: a queued request's wait for a CLI slot or its
+    # conversation is silence to the client and its proxies too.
+    arrived = trio.current_time()
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
     request = await decode(structure_request, body)
@@ -95,7 +98,7 @@ async def chat_completions(
                     include_reasoning=gw.settings.claude.include_reasoning,
                     conversation_id=run.conversation_id,
                 )
-                status = await _stream(gw, builder, run, send, headers, log)
+                status = await _stream(gw, builder, run, send, headers, log, arrived)
             else:
                 status = await _respond(gw, run, send, headers, completion_id, created, log,
                                         cache_key)
@@ -163,6 +166,7 @@ async def _stream(
     send: Send,
     headers: list[tuple[str, str]],
     log: dict[str, Any],
+    arrived: float,
 ) -> int:
     async def render(event: TurnEvent) -> tuple[bytes, bool]:
         if type(event) is TurnFailed:
@@ -180,7 +184,7 @@ async def _stream(
     # The shutdown grace's end is a mid-stream failure too: an error event, then [DONE].
     return await held_sse_stream(
         gw.drain.guard(run.receive), send, headers,
-        hold_seconds=gw.settings.server.status_hold_seconds,
+        hold_seconds=hold_left(gw.settings.server.status_hold_seconds, arrived),
         keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: encode_data(dumps(builder.start())), keepalive=lambda: KEEPALIVE,
         render=render)

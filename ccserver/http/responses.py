@@ -39,7 +39,7 @@ from ..edge.asgi import (
 )
 from ..errors import ResponseNotFound, error_payload
 from ..gateway import Gateway
-from .sse import held_sse_stream
+from .sse import held_sse_stream, hold_left
 
 __all__ = ["create_response", "get_response"]
 
@@ -47,6 +47,7 @@ __all__ = ["create_response", "get_response"]
 async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                           headers: list[tuple[str, str]]) -> int:
     """Serve one request; returns the HTTP status sent (for the access log)."""
+    arrived = trio.current_time()  # the status hold counts from here (as in chat.py)
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
     request = await decode(structure_responses_request, body)
@@ -62,7 +63,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
             headers = [*headers, ("x-conversation-id", run.conversation_id)]
             builder = new_builder(request, run, gw.settings.claude.include_reasoning)
             if request.stream:
-                status = await _stream(gw, builder, run, send, headers, log)
+                status = await _stream(gw, builder, run, send, headers, log, arrived)
             else:
                 status = await _respond(gw, builder, run, send, headers, log)
         nursery.cancel_scope.cancel()
@@ -90,7 +91,7 @@ def _encode(events: list[dict[str, Any]]) -> bytes:
 
 
 async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
-                  headers: list[tuple[str, str]], log: dict[str, Any]) -> int:
+                  headers: list[tuple[str, str]], log: dict[str, Any], arrived: float) -> int:
     async def render(event: TurnEvent) -> tuple[bytes, bool]:
         # A failure after the commit is fed like any event: it ends in response.failed.
         events = builder.feed(event, now=time.time())
@@ -106,7 +107,7 @@ async def _stream(gw: Gateway, builder: ResponseBuilder, run: Run, send: Send,
     # the stream.
     return await held_sse_stream(
         gw.drain.guard(run.receive), send, headers,
-        hold_seconds=gw.settings.server.status_hold_seconds,
+        hold_seconds=hold_left(gw.settings.server.status_hold_seconds, arrived),
         keepalive_seconds=gw.settings.server.sse_keepalive_seconds,
         start=lambda: _encode(builder.start()), keepalive=lambda: _encode([builder.keepalive()]),
         render=render)

@@ -28,7 +28,7 @@ from ccproto import TurnEvent, TurnFailed
 from ..edge.asgi import Headers, Send, send_bytes, send_json, start_response
 from ..errors import error_payload
 
-__all__ = ["SSE_HEADERS", "Render", "held_sse_stream"]
+__all__ = ["SSE_HEADERS", "Render", "held_sse_stream", "hold_left"]
 
 SSE_HEADERS = [
     ("content-type", "text/event-stream"),
@@ -39,6 +39,12 @@ SSE_HEADERS = [
 #: Renders one event once the stream is committed: (bytes to send, whether they end it).
 #: Async, so a surface can record the outcome before its last bytes go out.
 Render = Callable[[TurnEvent], Awaitable[tuple[bytes, bool]]]
+
+
+def hold_left(hold_seconds: float, arrived: float) -> float:
+    """What is left of the status hold of a request that arrived at ``arrived`` (trio
+    time): the hold bounds the client's whole silence, queueing included."""
+    return max(0.0, arrived + hold_seconds - trio.current_time())
 
 
 async def held_sse_stream(

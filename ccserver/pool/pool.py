@@ -143,10 +143,15 @@ class Pool:
                 await lease.close()
 
     async def forget(self, conversation_id: str) -> None:
-        """The conversation is going away: stop its process."""
+        """The conversation is going away: stop its process, and wait for one already
+        exiting (retired for room or idleness), which may still be writing its files."""
         process = self._books.pop_bound(conversation_id)
         if process is not None:
             await self._host.stop(process)
+        exiting = self._host.exiting(conversation_id)
+        if exiting is not None:
+            with trio.CancelScope(shield=True):  # the removal waits for it, cancelled or not
+                await exiting.dead.wait()
 
     # ---- internals -----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ to its CLI and tool tree being dead took 3-9 ms after the grace.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -48,8 +49,10 @@ import trio
 
 from . import tree as procs
 
+log = logging.getLogger("ccserver.guard")
+
 __all__ = ["EXIT_GRACE", "GATEWAY_MARKER_ENV", "gateway_tag", "kill_tagged",
-           "start_watchdog", "stop_predecessors", "tag_is_dead"]
+           "start_watchdog", "stop_predecessors", "tag_is_dead", "watchdog_pid"]
 
 GATEWAY_MARKER_ENV = "CCSERVER_GATEWAY"
 _POLL = 0.01
@@ -78,6 +81,8 @@ def tag_is_dead(tag: str) -> bool:
     if not (pid.isdigit() and start.isdigit()):
         return False  # not one of ours: leave it alone
     info = procs.read_info(int(pid))
+    if info is None and os.path.lexists(f"/proc/{pid}"):
+        return False  # there, but unreadable (hidepid, another user's): not known dead
     return info is None or info.starttime != int(start) or not info.alive
 
 
@@ -112,6 +117,11 @@ def kill_tagged(condemned: Callable[[str], bool], *, grace: float = 0.0,
         time.sleep(_POLL)
 
 
+def watchdog_pid() -> int | None:
+    """The watchdog's pid while it is ours to reap (through its `Popen`), else None."""
+    return _watchdog.pid if _watchdog is not None and _watchdog.returncode is None else None
+
+
 def start_watchdog() -> None:
     """Start this process's watchdog, or a new one if it died; cheap when it runs."""
     global _watchdog, _pipe
@@ -119,17 +129,23 @@ def start_watchdog() -> None:
         return
     if _pipe is not None:
         os.close(_pipe)
-    read_end, _pipe = os.pipe()  # both close-on-exec: no CLI inherits the write end
+        _pipe = None
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
     try:
-        _watchdog = subprocess.Popen(
-            [sys.executable, "-m", "ccserver.proc.guard", gateway_tag()],
-            stdin=read_end, stdout=subprocess.DEVNULL, env=env, cwd="/",
-            start_new_session=True,  # Ctrl-C of the gateway's group must not end it first
-        )
-    finally:
-        os.close(read_end)
+        read_end, _pipe = os.pipe()  # both close-on-exec: no CLI inherits the write end
+        try:
+            _watchdog = subprocess.Popen(
+                [sys.executable, "-m", "ccserver.proc.guard", gateway_tag()],
+                stdin=read_end, stdout=subprocess.DEVNULL, env=env, cwd="/",
+                start_new_session=True,  # Ctrl-C of the gateway's group must not end it
+            )
+        finally:
+            os.close(read_end)
+    except OSError as exc:
+        # Out of fds or processes: the run goes on unguarded (the next start tries again,
+        # and a restarted gateway's sweep still cleans up) rather than failing a request.
+        log.warning("could not start the CLI watchdog: %s", exc)
 
 
 async def stop_predecessors() -> int:

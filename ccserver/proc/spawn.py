@@ -27,7 +27,7 @@ from ccproto import Invocation
 from ..errors import raise_single
 from . import tree as procs
 from .cli import STDERR_SETTLE, CLIProcess
-from .guard import GATEWAY_MARKER_ENV, gateway_tag, start_watchdog
+from .guard import GATEWAY_MARKER_ENV, gateway_tag, start_watchdog, watchdog_pid
 from .tree import ProcInfo, live_descendants
 
 __all__ = [
@@ -185,8 +185,11 @@ async def _sweep(token: str | None, recorded: Iterable[ProcInfo]) -> None:
         while True:
             table, live_pids = procs.scan(), {pid for pid in _live.values() if pid is not None}
             # Our other exited children are reaped too, but never while a spawn is in
-            # progress (its pid is not registered yet) and never in our own session.
-            procs.reap_exited(table, killed, skip=live_pids, orphans=None not in _live.values())
+            # progress (its pid is not registered yet), never in our own session, and never
+            # the watchdog: its Popen reaps it, and must see it die to start another.
+            watchdog = watchdog_pid()
+            procs.reap_exited(table, killed, orphans=None not in _live.values(),
+                              skip=live_pids if watchdog is None else {*live_pids, watchdog})
             targets = procs.leftovers(table, recorded, RUN_MARKER_ENV, claim, skip=live_pids)
             # Killed but not yet reaped: a zombie waits for its parent, maybe a dying leftover.
             pending = any(procs.same_in(table, info) is not None for info in killed)

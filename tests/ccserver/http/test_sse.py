@@ -17,7 +17,7 @@ import trio
 
 from ccproto import TextDelta, TokenUsage, TurnEvent, TurnFailed, TurnFinished
 from ccserver.errors import CLITimeout
-from ccserver.http.sse import held_sse_stream
+from ccserver.http.sse import held_sse_stream, hold_left
 
 __all__: list[str] = []
 
@@ -103,3 +103,11 @@ async def test_after_the_first_content_silence_gets_keepalives(
     assert sent == [(1, "status 200"), (1, "start"), (1, "TextDelta"),
                     (1 + KEEPALIVE, "keepalive"), (1 + 2 * KEEPALIVE, "keepalive"),
                     (t, "TextDelta"), (t + KEEPALIVE - 1, "TurnFinished")]
+
+
+async def test_the_status_hold_counts_from_the_request_s_arrival() -> None:
+    # A request that waited 10 s for a CLI slot has 35 s of a 45 s hold left; one that
+    # waited longer than the hold has none, and its stream commits at once.
+    now = trio.current_time()
+    assert hold_left(45.0, now - 10.0) == pytest.approx(35.0, abs=1.0)
+    assert hold_left(45.0, now - 60.0) == 0.0
