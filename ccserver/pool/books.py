@@ -11,7 +11,8 @@ processes *promised* to turns that made room for one and have not started it yet
 process is in no book: its turn holds it (`Lease`).
 
 The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
-starting, exiting: the host's ``live``) plus the promised ones.
+starting, exiting: the host's ``live``) plus the promised ones, and a process retired to
+make room only once: while it exits, its place is the promise it was retired for.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ class Books:
         self.warm: list[PooledProcess] = []
         self.bound: dict[str, PooledProcess] = {}  # conversation id -> its idle process
         self.promised = 0  # new processes turns made room for, not yet started
+        #: Retired by `make_room` and still exiting: each one's place already went to a
+        #: promise, so the cap counts it once (as the promise), not also as live.
+        self.leaving: set[PooledProcess] = set()
         #: "warm_hits", "bound_hits", "misses": how turns found their process.
         self.counters: Counter[str] = Counter()
 
     def hosted(self, live: int) -> int:
-        """What the cap counts: ``live`` (every hosted process) and the promised ones."""
-        return live + self.promised
+        """What the cap counts: ``live`` (every hosted process) and the promised ones, less
+        those leaving to make room (their places are promised)."""
+        return live - len(self.leaving) + self.promised
 
     # ---- a turn's process ----------------------------------------------------------------
 
@@ -81,6 +86,7 @@ class Books:
         retired = idle[:max(0, self.hosted(live) + needed - self.max_processes)]
         for process in retired:
             self.drop(process)
+        self.leaving.update(retired)
         self.promised += needed
         return retired
 
@@ -108,6 +114,11 @@ class Books:
             self.warm.remove(process)
         if self.bound.get(process.conversation_id) is process:
             del self.bound[process.conversation_id]
+
+    def gone(self, process: PooledProcess) -> None:
+        """``process`` is reaped (the host's ``on_gone``): off every book."""
+        self.leaving.discard(process)
+        self.drop(process)
 
     def pop_bound(self, conversation_id: str) -> PooledProcess | None:
         return self.bound.pop(conversation_id, None)

@@ -76,7 +76,7 @@ class Pool:
         self.limits = limits
         self._books = Books(max_processes)
         # The host reports every reaped process, so one that died idle leaves the books.
-        self._host = ProcessHost(limits, on_gone=self._books.drop)
+        self._host = ProcessHost(limits, on_gone=self._books.gone)
         self._shapes = WarmShapes(size)  # the shapes warm processes are kept in
         self._wake = trio.Event()
 

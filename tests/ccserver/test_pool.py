@@ -55,8 +55,21 @@ def test_making_room_retires_warm_first_then_the_longest_idle() -> None:
     # 3 idle + 1 busy hosted = 4 = the cap; a turn on a new process needs 1 more.
     assert books.make_room(4, new_process=True) == [w]
     # w has exited (3 live); the first turn's promise still counts.
+    books.gone(w)
     assert books.make_room(3, new_process=True) == [old]
     assert books.promised == 2 and books.bound == {"new": new} and books.warm == []
+
+
+def test_a_process_leaving_to_make_room_is_counted_once() -> None:
+    # Cap 4, four idle conversations: the first turn retires c0 for its promise. A second
+    # turn arriving while c0 still exits needs one more place, not two: c0's is taken.
+    c = [idle(f"c{i}", since=float(i)) for i in range(4)]
+    books = books_with(4, [], c)
+    assert books.make_room(4, new_process=True) == [c[0]]
+    assert books.make_room(4, new_process=True) == [c[1]]
+    assert books.hosted(4) == 4  # two leaving, two promised: the cap exactly
+    books.gone(c[0])
+    assert books.hosted(3) == 4 and books.leaving == {c[1]}
 
 
 def test_a_turn_on_an_existing_process_makes_no_promise() -> None:
