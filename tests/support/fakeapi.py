@@ -136,7 +136,14 @@ def cli_env(fake: FakeAPI, config_dir: Path | str, **extra: str) -> dict[str, st
         for name, value in os.environ.items()
         if not name.startswith(("ANTHROPIC_", "CLAUDE")) and name.lower() not in _PROXY_VARS
     }
+    # A home of its own: the Bash tool runs login shells, which would source the machine's
+    # profile (here pyenv's rehash, whose lock a killed shell leaves behind, after which
+    # every shell waits 60 s for it). Tests kill shells on purpose; they must not leave
+    # traps for the next test.
+    home = Path(config_dir).parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
     env.update(
+        HOME=str(home),
         ANTHROPIC_BASE_URL=fake.base_url,
         ANTHROPIC_API_KEY="sk-test",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
