@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.e2e import gateway_env
+from tests.support.e2e import client, directive, gateway_env
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, processes, running_gateway, wait_until
 
@@ -27,14 +27,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, G
                           pool__idle_seconds="0")
         with running_gateway(env) as gw:
             yield fake, gw
-
-
-def client(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
-
-
-def directive(**script: object) -> str:
-    return f"[[fake {json.dumps(script)}]]"
 
 
 def test_non_streaming(stack: tuple[FakeAPI, Gateway]) -> None:

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.e2e import client, gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
 
@@ -34,10 +34,6 @@ def fake(tmp: Path) -> Iterator[FakeAPI]:
 def gw(fake: FakeAPI, tmp: Path) -> Iterator[Gateway]:
     with running_gateway(gateway_env(fake, tmp, conversation__busy_wait_seconds="2")) as gateway:
         yield gateway
-
-
-def client(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
 
 
 def say(text: str, reply: str, **script: object) -> str:

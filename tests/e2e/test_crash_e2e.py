@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
 from ccserver.proc.tree import ProcInfo, read_info, signal_verified
-from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.e2e import client, gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
-from tests.support.gateway import Gateway, process_tree, running_gateway, wait_until
+from tests.support.gateway import process_tree, running_gateway, wait_until
 
 pytestmark = [pytest.mark.reliability]
 
@@ -37,10 +36,6 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fake(tmp: Path) -> Iterator[FakeAPI]:
     with running_fakeapi(tmp) as api:
         yield api
-
-
-def client(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
 
 
 def alive(info: ProcInfo) -> bool:

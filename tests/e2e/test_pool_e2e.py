@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.e2e import gateway_env, upstream_turns
+from tests.support.e2e import client, gateway_env, upstream_turns
 from tests.support.fakeapi import CLAUDE_BIN, FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, process_tree, processes, running_gateway, wait_until
 
@@ -41,10 +41,6 @@ def env_for(fake: FakeAPI, tmp: Path, **settings: str) -> dict[str, str]:
 def gw(fake: FakeAPI, tmp: Path) -> Iterator[Gateway]:
     with running_gateway(env_for(fake, tmp, pool__size="1")) as gateway:
         yield gateway
-
-
-def client(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
 
 
 def say(text: str, **script: object) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakeapi import FakeAPI, cli_env
+import openai
 
-__all__ = ["gateway_env", "upstream_turns"]
+from tests.support.fakeapi import FakeAPI, cli_env
+from tests.support.gateway import Gateway
+
+__all__ = ["client", "directive", "gateway_env", "upstream_turns"]
 
 
 def gateway_env(fake: FakeAPI, tmp: Path, **settings: str) -> dict[str, str]:
@@ -43,3 +47,13 @@ def upstream_turns(fake: FakeAPI, marker: str) -> list[tuple[str, str]]:
         if marker in _text(turns[-1]):
             return [(m["role"], _text(m)) for m in turns]
     raise AssertionError(f"no upstream request carries {marker!r}")
+
+
+def client(gw: Gateway) -> openai.OpenAI:
+    """The openai SDK on ``gw``: no retries (a test sees each failure), a generous timeout."""
+    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=60)
+
+
+def directive(**script: object) -> str:
+    """A ``[[fake {...}]]`` directive scripting the fake upstream's reply."""
+    return f"[[fake {json.dumps(script)}]]"
