@@ -12,6 +12,7 @@ from __future__ import annotations
 from .chunks import ChunkBuilder, collect, finish_reason, openai_usage
 from .cli_types import (
     AssistantMessage,
+    ControlRequest,
     ControlResponse,
     Exit,
     NonJSONLine,
@@ -30,12 +31,23 @@ from .history import (
     HistoryMessage,
     fingerprint,
     munge_cwd,
+    new_turn_start,
     request_history,
     seed_transcript,
     seedable,
+    tool_calls_part,
+    tool_results,
 )
 from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
 from .jsonbody import MAX_DEPTH, excerpt, load_object
+from .mcp import (
+    CallCancelled,
+    ToolCallRequest,
+    interrupt_line,
+    tool_error_line,
+    tool_result_line,
+)
+from .mcp import answer as mcp_answer
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -53,6 +65,7 @@ from .plan import (
     SessionPlan,
     model_names,
     plan_invocation,
+    request_tools,
     resolve_model,
 )
 from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
@@ -61,10 +74,22 @@ from .responses import ResponseBuilder, responses_usage
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
 from .sse import DONE, KEEPALIVE, encode_data, encode_event
 from .stream import DEFAULT_MAX_LINE_SIZE, NEED_DATA, CLIStream
+from .tools import (
+    ClientTool,
+    JsonSchemaFormat,
+    ToolSet,
+    client_tools,
+    normalize_schema,
+    output_format,
+)
 from .turn import (
     ReasoningDelta,
     TextDelta,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallsRequested,
+    ToolCallStart,
     Turn,
     TurnEvent,
     TurnFailed,
@@ -84,10 +109,13 @@ __all__ = [
     "AssistantMessage",
     "CLIError",
     "CLIStream",
+    "CallCancelled",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
     "ChunkBuilder",
+    "ClientTool",
+    "ControlRequest",
     "ControlResponse",
     "Exit",
     "HistoryMessage",
@@ -95,6 +123,7 @@ __all__ = [
     "ImagePart",
     "InvalidRequestError",
     "Invocation",
+    "JsonSchemaFormat",
     "Message",
     "Model",
     "ModelList",
@@ -114,6 +143,12 @@ __all__ = [
     "SystemInit",
     "TextDelta",
     "TokenUsage",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallRequest",
+    "ToolCallStart",
+    "ToolCallsRequested",
+    "ToolSet",
     "Turn",
     "TurnEvent",
     "TurnFailed",
@@ -125,6 +160,7 @@ __all__ = [
     "chat_request",
     "check_image_count",
     "check_metadata",
+    "client_tools",
     "collect",
     "data_url",
     "dumps",
@@ -134,14 +170,20 @@ __all__ = [
     "fingerprint",
     "finish_reason",
     "image_block",
+    "interrupt_line",
     "load_object",
     "make_converter",
+    "mcp_answer",
     "model_names",
     "munge_cwd",
+    "new_turn_start",
+    "normalize_schema",
     "openai_usage",
+    "output_format",
     "parse_record",
     "plan_invocation",
     "request_history",
+    "request_tools",
     "resolve_model",
     "responses_usage",
     "seed_transcript",
@@ -149,6 +191,10 @@ __all__ = [
     "sniff_media_type",
     "structure_request",
     "structure_responses_request",
+    "tool_calls_part",
+    "tool_error_line",
+    "tool_result_line",
+    "tool_results",
     "user_line",
     "valid_models",
     "ws_error",

@@ -20,10 +20,24 @@ from .openai_types import (
     CompletionTokensDetails,
     Delta,
     FinishReason,
+    FunctionCall,
+    FunctionCallDelta,
     PromptTokensDetails,
+    ToolCallDeltaOut,
+    ToolCallOut,
     Usage,
 )
-from .turn import ReasoningDelta, TextDelta, TokenUsage, TurnEvent, TurnFailed, TurnFinished
+from .turn import (
+    ReasoningDelta,
+    TextDelta,
+    TokenUsage,
+    ToolCallDelta,
+    ToolCallsRequested,
+    ToolCallStart,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+)
 
 __all__ = ["ChunkBuilder", "collect", "finish_reason", "openai_usage"]
 
@@ -111,21 +125,32 @@ class ChunkBuilder:
             if not self.include_reasoning:
                 return []
             return [self._chunk((ChunkChoice(delta=Delta(reasoning_content=event.text)),))]
+        if type(event) is ToolCallStart:
+            piece = ToolCallDeltaOut(index=event.index, id=event.call_id, type="function",
+                                     function=FunctionCallDelta(name=event.name))
+            return [self._chunk((ChunkChoice(delta=Delta(tool_calls=(piece,))),))]
+        if type(event) is ToolCallDelta:
+            piece = ToolCallDeltaOut(index=event.index,
+                                     function=FunctionCallDelta(arguments=event.arguments))
+            return [self._chunk((ChunkChoice(delta=Delta(tool_calls=(piece,))),))]
         if type(event) is TurnFinished:
-            done = [
-                self._chunk(
-                    (ChunkChoice(delta=Delta(), finish_reason=finish_reason(event)),),
-                    conversation_id=None if self.include_usage else self.conversation_id,
-                )
-            ]
-            if self.include_usage:
-                done.append(
-                    self._chunk(
-                        (), usage=openai_usage(event.usage), conversation_id=self.conversation_id
-                    )
-                )
-            return done
+            return self._finish(finish_reason(event), event.usage)
+        if type(event) is ToolCallsRequested:
+            return self._finish("tool_calls", event.usage)
         return []
+
+    def _finish(self, reason: FinishReason, usage: TokenUsage) -> list[ChatCompletionChunk]:
+        done = [
+            self._chunk(
+                (ChunkChoice(delta=Delta(), finish_reason=reason),),
+                conversation_id=None if self.include_usage else self.conversation_id,
+            )
+        ]
+        if self.include_usage:
+            done.append(
+                self._chunk((), usage=openai_usage(usage), conversation_id=self.conversation_id)
+            )
+        return done
 
 
 def collect(
@@ -147,7 +172,16 @@ def collect(
             reasoning.append(event.text)
         elif type(event) is TurnFailed:
             return event
-        elif type(event) is TurnFinished:
+        elif type(event) in (TurnFinished, ToolCallsRequested):
+            calls = None
+            reason: FinishReason
+            if type(event) is ToolCallsRequested:
+                calls = tuple(ToolCallOut(id=c.call_id, function=FunctionCall(
+                    name=c.name, arguments=c.arguments)) for c in event.calls)
+                reason = "tool_calls"
+            else:
+                assert type(event) is TurnFinished
+                reason = finish_reason(event)
             return ChatCompletion(
                 id=completion_id,
                 created=created,
@@ -155,12 +189,14 @@ def collect(
                 choices=(
                     Choice(
                         message=ChatMessage(
-                            content="".join(text),
+                            # OpenAI sends null content for a message that only calls tools.
+                            content="".join(text) if text or calls is None else None,
                             reasoning_content="".join(reasoning)
                             if include_reasoning and reasoning
                             else None,
+                            tool_calls=calls,
                         ),
-                        finish_reason=finish_reason(event),
+                        finish_reason=reason,
                     ),
                 ),
                 usage=openai_usage(event.usage),

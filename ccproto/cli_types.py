@@ -16,6 +16,7 @@ import attrs
 __all__ = [
     "SYNTHETIC_MODEL",
     "AssistantMessage",
+    "ControlRequest",
     "ControlResponse",
     "Exit",
     "NonJSONLine",
@@ -110,6 +111,18 @@ class ControlResponse:
 
 
 @attrs.frozen(kw_only=True)
+class ControlRequest:
+    """``control_request`` from the CLI: a question only the gateway can answer, such as
+    an in-band MCP server's message (client-tools reference §1.1). The CLI waits for the
+    ``control_response`` on stdin."""
+
+    request_id: str
+    subtype: str | None
+    #: The ``request`` object (``subtype``, ``server_name``, ``message`` ...).
+    request: dict[str, Any] = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
 class UnknownRecord:
     """A JSON line of a type this version of ccproto does not know; kept, not fatal."""
 
@@ -140,6 +153,7 @@ Record = (
     | UserMessage
     | Result
     | ControlResponse
+    | ControlRequest
     | UnknownRecord
     | NonJSONLine
 )
@@ -227,6 +241,15 @@ def _control_response(obj: dict[str, Any]) -> Record:
     )
 
 
+def _control_request(obj: dict[str, Any]) -> Record:
+    request = _dict(obj.get("request"))
+    request_id = _str(obj.get("request_id"))
+    if request_id is None:
+        return UnknownRecord(type="control_request", raw=obj)
+    return ControlRequest(request_id=request_id, subtype=_str(request.get("subtype")),
+                          request=request)
+
+
 _PARSERS = {
     "system": _system,
     "stream_event": _stream_event,
@@ -234,6 +257,7 @@ _PARSERS = {
     "user": _user,
     "result": _result,
     "control_response": _control_response,
+    "control_request": _control_request,
 }
 
 

@@ -29,9 +29,11 @@ from .openai_types import (
     ChatMessage,
     ContentPart,
     Delta,
+    FunctionCallDelta,
     ImagePart,
     OtherPart,
     TextPart,
+    ToolCallDeltaOut,
 )
 from .params import CHAT_LIMITS, check_limits
 
@@ -41,8 +43,10 @@ T = TypeVar("T")
 
 # Optional response fields that are left out when None instead of being sent as null.
 _OMIT_WHEN_NONE: dict[type, tuple[str, ...]] = {
-    Delta: ("role", "content", "reasoning_content"),
-    ChatMessage: ("reasoning_content",),
+    Delta: ("role", "content", "reasoning_content", "tool_calls"),
+    ChatMessage: ("reasoning_content", "tool_calls"),
+    ToolCallDeltaOut: ("id", "type"),
+    FunctionCallDelta: ("name",),
     ChatCompletionChunk: ("conversation_id",),
     ChatCompletion: ("conversation_id",),
 }

@@ -29,9 +29,12 @@ __all__ = [
     "HistoryMessage",
     "fingerprint",
     "munge_cwd",
+    "new_turn_start",
     "request_history",
     "seed_transcript",
     "seedable",
+    "tool_calls_part",
+    "tool_results",
 ]
 
 
@@ -48,15 +51,18 @@ class HistoryMessage:
 
     @property
     def text(self) -> str | None:
-        """The whole content when it is text only, else None."""
-        if all(kind == "text" for kind, _ in self.parts):
-            return "\n".join(value for _, value in self.parts)
+        """The whole content when it is text only, else None (a tool result's call id is
+        no content)."""
+        parts = [(kind, value) for kind, value in self.parts if kind != "tool_call_id"]
+        if all(kind == "text" for kind, _ in parts):
+            return "\n".join(value for _, value in parts)
         return None
 
 
 def _parts(message: Message) -> tuple[tuple[str, str], ...]:
     content = message.content
-    if content is None:
+    if not content:
+        # An assistant message that only calls tools comes back with null or "".
         return ()
     if isinstance(content, str):
         return (("text", content),)
@@ -92,9 +98,62 @@ def request_history(
             continue
         parts = _parts(message)
         if message.tool_calls:
-            parts += (("tool_calls", json.dumps(message.tool_calls, sort_keys=True)),)
+            parts += (("tool_calls", tool_calls_part(_client_calls(message.tool_calls))),)
+        if message.role in ("tool", "function"):
+            parts += (("tool_call_id", message.tool_call_id or message.name or ""),)
         messages.append(HistoryMessage(message.role, parts))
     return "\n\n".join(system) or None, tuple(messages)
+
+
+def _client_calls(calls: Sequence[Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        fn = fn if isinstance(fn, dict) else {}
+        out.append((str(call.get("id", "")) if isinstance(call, dict) else "",
+                    str(fn.get("name", "")), str(fn.get("arguments", ""))))
+    return out
+
+
+def tool_calls_part(calls: Sequence[tuple[str, str, str]]) -> str:
+    """An assistant message's tool calls ``(id, name, arguments)`` as a history part.
+
+    Arguments are compared as JSON values, not text: clients that parse them and send
+    them back re-serialised (LangChain does) still continue their conversation.
+    """
+    canonical = []
+    for call_id, name, arguments in calls:
+        try:
+            value: Any = json.loads(arguments)
+        except ValueError:
+            value = arguments
+        canonical.append([call_id, name, value])
+    return json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def tool_results(request: ChatCompletionRequest) -> dict[str, str] | None:
+    """The results the request's trailing tool messages carry, by ``tool_call_id`` (the
+    text of each), or None when its last message is not a tool result."""
+    results: dict[str, str] = {}
+    for message in reversed(request.messages):
+        if message.role not in _RESULT_ROLES:
+            break
+        text = "\n".join(value for kind, value in _parts(message) if kind == "text")
+        results[message.tool_call_id or message.name or ""] = text
+    return dict(reversed(results.items())) if results else None
+
+
+def new_turn_start(messages: Sequence[HistoryMessage]) -> int:
+    """Where a request's new turn begins: its last message, or the trailing tool results
+    together (they answer one message's calls)."""
+    start = len(messages) - 1
+    while start > 0 and messages[start].role in _RESULT_ROLES and \
+            messages[start - 1].role in _RESULT_ROLES:
+        start -= 1
+    return max(start, 0)
+
+
+_RESULT_ROLES = ("tool", "function")
 
 
 def fingerprint(system: str | None, messages: Sequence[HistoryMessage]) -> str:

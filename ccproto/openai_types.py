@@ -24,6 +24,8 @@ __all__ = [
     "ContentPart",
     "Delta",
     "FinishReason",
+    "FunctionCall",
+    "FunctionCallDelta",
     "ImagePart",
     "ImageURL",
     "Message",
@@ -34,6 +36,8 @@ __all__ = [
     "Role",
     "StreamOptions",
     "TextPart",
+    "ToolCallDeltaOut",
+    "ToolCallOut",
     "Usage",
 ]
 
@@ -103,6 +107,12 @@ class ChatCompletionRequest:
     reasoning_effort: str | None = None
     tools: tuple[dict[str, Any], ...] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    #: The legacy form of ``tools`` and ``tool_choice``.
+    functions: tuple[dict[str, Any], ...] | None = None
+    function_call: str | dict[str, Any] | None = None
+    #: ``{"type": "text" | "json_object" | "json_schema", ...}``; checked by ccproto.tools.
+    response_format: dict[str, Any] | None = None
     # Extension: continue this stored conversation (the SDKs send it through extra_body).
     conversation_id: str | None = None
     # Extensions that may only narrow what the server allows (plan.py enforces it):
@@ -141,10 +151,42 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
+class FunctionCall:
+    name: str
+    arguments: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallOut:
+    """One call in ``message.tool_calls``."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallDelta:
+    name: str | None = None
+    arguments: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallDeltaOut:
+    """One call's piece in ``delta.tool_calls``: the first carries id, type and name."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta
+
+
+@attrs.frozen(kw_only=True)
 class Delta:
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
+    tool_calls: tuple[ToolCallDeltaOut, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -175,6 +217,7 @@ class ChatMessage:
     refusal: None = None
     reasoning_content: str | None = None
     annotations: tuple[Any, ...] = ()
+    tool_calls: tuple[ToolCallOut, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)

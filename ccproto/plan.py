@@ -8,6 +8,7 @@ are capped at 128 KiB), and only options the server's settings chose.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import attrs
@@ -23,6 +24,7 @@ from .policy import (
     valid_models,
 )
 from .prompt import build_prompt, user_line
+from .tools import JsonSchemaFormat, ToolSet, client_tools, output_format
 
 __all__ = [
     "Invocation",
@@ -31,6 +33,7 @@ __all__ = [
     "SessionPlan",
     "model_names",
     "plan_invocation",
+    "request_tools",
     "resolve_model",
 ]
 
@@ -60,6 +63,10 @@ class Invocation:
     env: Mapping[str, str]
     stdin: bytes
     cwd: str
+    #: The client's function tools the in-band MCP server offers (None: no server).
+    client_tools: ToolSet | None = None
+    #: The JSON object the turn must produce (``--json-schema``), if any.
+    output: JsonSchemaFormat | None = None
     #: What makes two processes interchangeable: the argv and env without ``--session-id``
     #: or ``--resume`` and their id. A persistent CLI started for one session can serve
     #: another whose plan has the same key (the server's warm pool relies on it).
@@ -99,6 +106,13 @@ class PlanOptions:
     mcp_configs: tuple[str, ...] = ()
     mcp_debug: bool = False
     images: ImageLimits = attrs.field(factory=ImageLimits)
+    #: ``--tools`` while the client's own tools are offered: "" (the default) turns Claude
+    #: Code's tools off, so the gateway acts as a function-calling model; "default" keeps
+    #: them all, or "A,B".
+    tools_with_client_tools: str = ""
+    #: How a client's system prompt is given when it offers tools ("replace" by default:
+    #: Claude Code's own prompt describes tools that are off).
+    system_prompt_mode_with_client_tools: str = "replace"
 
 
 @attrs.frozen(kw_only=True)
@@ -128,16 +142,25 @@ def model_names(options: PlanOptions) -> tuple[str, ...]:
     return valid_models(options.model_map, (options.default_model, *options.models))
 
 
+# Said to the model when no system prompt came with client tools: Claude Code's own
+# describes tools that are off.
+_PLAIN_SYSTEM = "You are a helpful assistant. Use the provided tools when they help."
+# The CLI never sends tool_choice (client-tools reference §8), so "required" and a named
+# function are asked for in the turn's own text: per turn, and no new process.
+_REQUIRED = "(Respond by calling one of the provided tools.)"
+_NAMED = "(Respond by calling the tool {name}.)"
+
+
+def request_tools(request: ChatCompletionRequest) -> ToolSet | None:
+    """The client tools ``request`` offers this turn (ccproto.tools.client_tools)."""
+    return client_tools(request.tools, request.tool_choice,
+                        parallel=request.parallel_tool_calls, functions=request.functions,
+                        function_call=request.function_call)
+
+
 def _check_supported(request: ChatCompletionRequest) -> None:
     if request.n not in (None, 1):
         raise InvalidRequestError("Only n=1 is supported", param="n")
-    if request.tools:
-        raise InvalidRequestError(
-            "Client-side function tools are not supported: Claude Code runs its own tools "
-            "on the server",
-            param="tools",
-            code="unsupported_parameter",
-        )
     if request.reasoning_effort is not None and request.reasoning_effort not in _EFFORT:
         raise InvalidRequestError(
             f"reasoning_effort must be one of {', '.join(_EFFORT)}", param="reasoning_effort"
@@ -159,9 +182,17 @@ def plan_invocation(
         InvalidRequestError: the request asks for something the CLI cannot do.
     """
     _check_supported(request)
+    tools = request_tools(request)
+    output = output_format(request.response_format)
     resume = session is not None and session.resume
     prompt = build_prompt(request, inline_history=not resume, image_limits=options.images)
     system = prompt.system if prompt.system is not None else session and session.system_prompt
+    content = prompt.content
+    if tools is not None:
+        system = system or _PLAIN_SYSTEM
+        if tools.choice != "auto":
+            nudge = _REQUIRED if tools.choice == "required" else _NAMED.format(name=tools.choice)
+            content = (*content, {"type": "text", "text": nudge})
     argv = [
         options.executable, "-p",
         "--input-format", "stream-json",
@@ -185,9 +216,14 @@ def plan_invocation(
     # The session flags belong here, but go in last: all the rest is the process key.
     session_at = len(argv)
     if system:
-        replace = options.system_prompt_mode == "replace"
-        argv += ["--system-prompt" if replace else "--append-system-prompt", system]
-    argv += _tool_and_extra_flags(request, options)
+        mode = (options.system_prompt_mode if tools is None
+                else options.system_prompt_mode_with_client_tools)
+        argv += ["--system-prompt" if mode == "replace" else "--append-system-prompt", system]
+    argv += _tool_and_extra_flags(request, options, tools)
+    if output is not None:
+        argv += ["--json-schema", output.flag()]
+    if tools is not None:
+        _client_tool_env(env, tools)
     # Without this the CLI phones home and may send extra title requests (reference §10).
     env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
     # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.
@@ -201,20 +237,43 @@ def plan_invocation(
     return Invocation(
         argv=tuple(argv),
         env=env,
-        stdin=user_line(prompt.content),
+        stdin=user_line(content),
         cwd=options.cwd if session is None else session.cwd,
+        client_tools=tools,
+        output=output,
         process_key=process_key,
     )
 
 
-def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions) -> list[str]:
+def _client_tool_env(env: dict[str, str], tools: ToolSet) -> None:
+    # The client's names reach Claude unprefixed (client-tools reference §4.1).
+    env["CLAUDE_AGENT_SDK_MCP_NO_PREFIX"] = "1"
+    # Long results inline (§4.3): the tools' own cap is 500,000 characters.
+    env.setdefault("MAX_MCP_OUTPUT_TOKENS", "125000")
+    if not tools.parallel:
+        # Per process, every request (§8): fine, parallel_tool_calls is part of the shape.
+        env.setdefault("CLAUDE_CODE_EXTRA_BODY",
+                       '{"tool_choice":{"type":"auto","disable_parallel_tool_use":true}}')
+
+
+def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions,
+                          client: ToolSet | None) -> list[str]:
     """The argv after the system prompt: tools, limits, directories, settings, MCP, effort."""
     argv: list[str] = []
-    tools = narrowed_tools(options.tools, request.enabled_tools)
+    server = options.tools if client is None else options.tools_with_client_tools
+    tools = narrowed_tools(server, request.enabled_tools)
     if tools is not None:
         argv += ["--tools", tools]
-    if options.allowed_tools:
-        argv += ["--allowedTools", *options.allowed_tools]
+    allowed = list(options.allowed_tools)
+    mcp_configs = list(options.mcp_configs)
+    if client is not None:
+        # The in-band server (client-tools reference §1.1): the CLI asks the gateway.
+        name = client.server_name
+        mcp_configs.append(json.dumps({"mcpServers": {name: {"type": "sdk", "name": name}}},
+                                      separators=(",", ":")))
+        allowed.append(f"mcp__{name}")  # MCP calls need an allow rule in -p (§5)
+    if allowed:
+        argv += ["--allowedTools", *allowed]
     disallowed = narrowed_disallowed(options.tools, options.disallowed_tools,
                                      request.disabled_tools)
     if disallowed:
@@ -226,8 +285,8 @@ def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions) 
         argv += ["--add-dir", directory]
     if options.setting_sources:
         argv += ["--setting-sources", options.setting_sources]
-    if options.mcp_configs:
-        argv += ["--mcp-config", *options.mcp_configs]
+    if mcp_configs:
+        argv += ["--mcp-config", *mcp_configs]
     if options.mcp_debug:
         # "=": the filter is optional, so a separate argument would be taken as a prompt.
         argv.append("--debug=mcp")

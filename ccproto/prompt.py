@@ -150,7 +150,12 @@ def build_prompt(
             f"The last message must be from the user, not '{last.role}'",
             param=f"messages[{last_index}].role",
         )
-    for i, m in conversation[:-1] if inline_history else ():
+    # Tool results answer the calls together: every trailing one is part of the new turn.
+    tail = len(conversation) - 1
+    while last.role in ("tool", "function") and tail > 0 and \
+            conversation[tail - 1][1].role in ("tool", "function"):
+        tail -= 1
+    for i, m in conversation[:tail] if inline_history else ():
         history.append(_quote(m, i))
     blocks: list[dict[str, Any]] = []
     if history:
@@ -162,7 +167,8 @@ def build_prompt(
     if last.role == "user":
         final = _final_blocks(last, last_index, image_limits or ImageLimits())
     else:
-        final = [{"type": "text", "text": _quote(last, last_index)}]
+        final = [{"type": "text",
+                  "text": "\n\n".join(_quote(m, i) for i, m in conversation[tail:])}]
     if len(final) == 1 and final[0]["type"] == "text" and not final[0]["text"].strip():
         raise InvalidRequestError("The last message has no text", param=f"messages[{last_index}]")
     blocks += final

@@ -38,6 +38,7 @@ from the table raises `CLIError` and leaves the turn FAILED, as h11 raises
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any, Final
 
 import attrs
@@ -45,6 +46,7 @@ import attrs
 from .cli_types import (
     SYNTHETIC_MODEL,
     AssistantMessage,
+    ControlRequest,
     ControlResponse,
     Exit,
     NonJSONLine,
@@ -63,6 +65,10 @@ __all__ = [
     "ReasoningDelta",
     "TextDelta",
     "TokenUsage",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallStart",
+    "ToolCallsRequested",
     "Turn",
     "TurnEvent",
     "TurnFailed",
@@ -82,6 +88,31 @@ class ReasoningDelta:
 
 
 @attrs.frozen(kw_only=True)
+class ToolCallStart:
+    """Claude began a call of a client tool: the ``index``-th call of this response."""
+
+    index: int
+    call_id: str
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallDelta:
+    """A fragment of the ``index``-th call's arguments (JSON text, as Claude writes it)."""
+
+    index: int
+    arguments: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolCall:
+    call_id: str
+    name: str
+    #: The arguments as JSON text: the joined `ToolCallDelta` fragments of the call.
+    arguments: str
+
+
+@attrs.frozen(kw_only=True)
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -92,6 +123,30 @@ class TokenUsage:
     def prompt_tokens(self) -> int:
         # OpenAI's prompt_tokens counts every input token, cached ones included.
         return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in _USAGE_KEYS})
+
+    def __sub__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(**{k: max(0, getattr(self, k) - getattr(other, k))
+                             for k in _USAGE_KEYS})
+
+
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+               "cache_creation_input_tokens")
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallsRequested:
+    """Claude's message ended calling client tools: the response ends here, with these calls.
+
+    The CLI turn is not over: it waits for the results, which the client sends in its next
+    request, and then goes on (the same `Turn` reads on). ``usage`` covers the API calls
+    since the turn started or since the last results.
+    """
+
+    calls: tuple[ToolCall, ...]
+    usage: TokenUsage
 
 
 @attrs.frozen(kw_only=True)
@@ -112,7 +167,8 @@ class TurnFailed:
     error: CLIError = attrs.field(eq=lambda e: (e.status_hint, e.to_body()))
 
 
-TurnEvent = TextDelta | ReasoningDelta | TurnFinished | TurnFailed
+TurnEvent = (TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallsRequested
+             | TurnFinished | TurnFailed)
 
 
 class TurnState(enum.Enum):
@@ -155,6 +211,7 @@ _LINES: Final[tuple[TurnInput, ...]] = (
     AssistantMessage,
     UserMessage,
     ControlResponse,
+    ControlRequest,
     UnknownRecord,
     NonJSONLine,
 )
@@ -209,10 +266,32 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
     )
 
 
-class Turn:
-    """Interprets the records of one CLI turn; see the module docstring."""
+@attrs.define
+class _Call:
+    index: int
+    call_id: str
+    name: str
+    arguments: str = ""  # what the client has been sent
 
-    def __init__(self) -> None:
+
+class Turn:
+    """Interprets the records of one CLI turn; see the module docstring.
+
+    Args:
+        client_tools: the names of the client's own tools (ccproto.tools). Claude's calls
+            of them are the turn's `ToolCallStart`/`ToolCallDelta` events, and a message
+            that ends calling them is a `ToolCallsRequested`: the response ends there
+            while the turn waits for the results, and this same object reads on once
+            they are answered.
+        structured: the turn runs with ``--json-schema``: its content is the result's
+            ``structured_output`` as JSON text, sent whole at the end; the model's text
+            is not content, and a turn without the object fails.
+    """
+
+    def __init__(self, *, client_tools: frozenset[str] = frozenset(),
+                 structured: bool = False) -> None:
+        self.client_tools = client_tools
+        self.structured = structured
         self.state = TurnState.STARTING
         self.session_id: str | None = None
         self.model: str | None = None
@@ -232,6 +311,15 @@ class Turn:
         # (status, seconds) of the last api_retry line: the only place the CLI shows how
         # long the upstream asked it to wait (see errors_map).
         self._last_retry: tuple[int, float] | None = None
+        # Client tool calls of the response in progress, and the stream's content block
+        # index -> call, for the argument fragments.
+        self._calls: list[_Call] = []
+        self._block_calls: dict[Any, _Call] = {}
+        # Usage of the API calls since the last `ToolCallsRequested` (message_start and
+        # message_delta carry it), and what earlier responses already reported.
+        self._window = TokenUsage()
+        self._message_usage = TokenUsage()
+        self._reported = TokenUsage()
 
     def feed(self, record: Record | Exit) -> list[TurnEvent]:
         """Advance by one record; returns the events it produced (often none).
@@ -299,7 +387,15 @@ class Turn:
         if etype == "content_block_delta":
             delta = event.get("delta") or {}
             dtype = delta.get("type")
-            if dtype == "text_delta":
+            if dtype == "input_json_delta":
+                call = self._block_calls.get(event.get("index"))
+                fragment = delta.get("partial_json")
+                if call is not None and isinstance(fragment, str) and fragment:
+                    call.arguments += fragment
+                    return [ToolCallDelta(index=call.index, arguments=fragment)]
+            elif dtype == "text_delta" and self.structured:
+                return []  # the content is the structured output, sent at the end
+            elif dtype == "text_delta":
                 text = delta.get("text")
                 if isinstance(text, str) and text:
                     self._block += text
@@ -312,12 +408,56 @@ class Turn:
             message = event.get("message") or {}
             self._message_id = message.get("id") if isinstance(message, dict) else None
             self._block = ""
+            self._block_calls = {}
+            self._window += self._message_usage
+            usage = message.get("usage") if isinstance(message, dict) else None
+            self._message_usage = _usage(usage if isinstance(usage, dict) else {})
         elif etype == "content_block_start":
             self._block = ""
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
+                return self._start_call(event.get("index"), block.get("id"), block["name"])
         elif etype == "message_delta":
             delta = event.get("delta") or {}
             self._continues = delta.get("stop_reason") == "max_tokens"
+            usage = event.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+                self._message_usage = attrs.evolve(self._message_usage,
+                                                   output_tokens=usage["output_tokens"])
+            if delta.get("stop_reason") == "tool_use" and self._calls:
+                return self._request_calls()
         return []
+
+    def _start_call(self, block_index: Any, call_id: Any, name: str) -> list[TurnEvent]:
+        if not isinstance(call_id, str) or any(c.call_id == call_id for c in self._calls):
+            return []
+        call = _Call(index=len(self._calls), call_id=call_id, name=name)
+        self._calls.append(call)
+        if block_index is not None:
+            self._block_calls[block_index] = call
+        return [ToolCallStart(index=call.index, call_id=call_id, name=name)]
+
+    def _request_calls(self) -> list[TurnEvent]:
+        """The response ends with its calls; the next one starts afresh (no separator)."""
+        calls = tuple(ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments or "{}")
+                      for c in self._calls)
+        usage = self._window + self._message_usage
+        self._reported += usage
+        self._window = self._message_usage = TokenUsage()
+        self._calls, self._block_calls = [], {}
+        self._emitted_any, self._shown, self._block = False, None, ""
+        return [ToolCallsRequested(calls=calls, usage=usage)]
+
+    def _catch_up_call(self, block: dict[str, Any]) -> list[TurnEvent]:
+        """The complete tool_use block is authoritative: a call the stream did not show
+        (a retry without streaming) is started and given its arguments whole."""
+        out = self._start_call(None, block.get("id"), block["name"])
+        call = next((c for c in self._calls if c.call_id == block.get("id")), None)
+        if call is None or call.arguments:
+            return out  # already streamed: what was sent stands
+        full = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
+        call.arguments = full
+        return [*out, ToolCallDelta(index=call.index, arguments=full)]
 
     def _on_assistant(self, record: AssistantMessage) -> list[TurnEvent]:
         if record.model == SYNTHETIC_MODEL:
@@ -326,7 +466,12 @@ class Turn:
         if record.message_id is not None and self._shown is None:
             self._message_id = record.message_id
         for block in record.content:
+            if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
+                out += self._catch_up_call(block)
+                continue
             self._used_tools |= block.get("type") == "tool_use"
+            if self.structured:
+                continue
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 out += self._show(block["text"])
                 # The block is complete: the next text starts a new block.
@@ -368,16 +513,26 @@ class Turn:
         self.session_id = record.session_id or self.session_id
         if failure is not None:
             return self._fail(failure)
+        out: list[TurnEvent] = []
+        if self.structured:
+            # Check the field, not the subtype: a model that answers in text twice ends
+            # "success" without it (client-tools reference §9).
+            if "structured_output" not in record.raw:
+                return self._fail(CLIError(
+                    "The model did not produce a JSON object matching the requested schema",
+                    code="structured_output_failed"))
+            out.append(TextDelta(json.dumps(record.raw["structured_output"],
+                                            ensure_ascii=False, separators=(",", ":"))))
         self.outcome = TurnFinished(
-            stop_reason=record.stop_reason,
-            usage=_usage(record.usage),
+            stop_reason="end_turn" if self.structured else record.stop_reason,
+            usage=_usage(record.usage) - self._reported,
             session_id=self.session_id,
             cost_usd=record.total_cost_usd,
             result_text=record.result,
             refused=record.stop_reason == "refusal",
             used_tools=self._used_tools,
         )
-        return [self.outcome]
+        return [*out, self.outcome]
 
     def _fail(self, error: CLIError) -> list[TurnEvent]:
         # The table already moved the state to FAILED; this records why.

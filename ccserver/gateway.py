@@ -79,6 +79,7 @@ class Gateway:
             idle_seconds=settings.pool.idle_seconds,
             max_processes=c.max_concurrent_sessions,
             limits=self.limits,
+            hold_seconds=settings.client_tools.hold_seconds,
         )
         self.janitor = Janitor(self.records, self.conversations.locks,
                               on_remove=self.pool.forget)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import attrs
 import trio
 
-from ccproto import HistoryMessage, SessionPlan, fingerprint
+from ccproto import HistoryMessage, SessionPlan, ToolCall, fingerprint, tool_calls_part
 
 from ..errors import ConversationNotFound
 from ..settings.sections import ConversationSettings
@@ -142,18 +142,29 @@ class Records:
         now = self.clock()
         return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
 
-    async def complete(self, ticket: Ticket, reply: str, model: str) -> Conversation:
+    async def complete(self, ticket: Ticket, reply: str, model: str, *,
+                       calls: tuple[ToolCall, ...] = (), prompted: bool = True
+                       ) -> Conversation:
         """Record a finished turn's messages and the history's new fingerprint.
+
+        A turn that paused for client tool results (``calls``) is recorded the same way:
+        its answer so far is the assistant message that calls them. ``prompted`` False:
+        this turn sent no prompt (it answered held calls), so the session holds no more
+        prompts than before (what `SessionFiles.roll_back` counts).
 
         The session now exists: the CLI writes the transcript shortly after its result.
         """
         with trio.CancelScope(shield=True):  # the turn happened: never lose its record
             c = ticket.conversation
-            new = (*ticket.new_turns, HistoryMessage("assistant", (("text", reply),)))
+            parts: tuple[tuple[str, str], ...] = (("text", reply),) if reply else ()
+            if calls:
+                parts += (("tool_calls", tool_calls_part(
+                    [(call.call_id, call.name, call.arguments) for call in calls])),)
+            new = (*ticket.new_turns, HistoryMessage("assistant", parts))
             earlier = await self.store.messages(c.id)
             history = [HistoryMessage(m.role, m.parts) for m in earlier] + list(new)
             c = attrs.evolve(
-                c, turns=c.turns + 1, updated_at=self.clock(), model=model,
+                c, turns=c.turns + prompted, updated_at=self.clock(), model=model,
                 fingerprint=fingerprint(c.system_prompt, history), started=True,
             )
             await self.store.add_turn(c, self._stored(new))

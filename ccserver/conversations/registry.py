@@ -6,7 +6,8 @@ The rule (README, "Conversations"):
    ``x-conversation-id``) continues it: its CLI session is resumed and only the request's
    last message is sent. An unknown or expired id is a 404 before any CLI runs.
 2. A request without one continues the conversation whose whole history (system prompt
-   and turns) equals the request's history minus its last message.
+   and turns) equals the request's history minus its new turn: its last message, or its
+   trailing tool results (which answer the calls the stored history ends with).
 3. Otherwise a new conversation starts. Its earlier turns, if any, are written as a CLI
    session transcript that the CLI resumes (reference §5.3); a history that cannot be
    written that way (images, an assistant turn first) is quoted in the prompt instead.
@@ -33,6 +34,7 @@ from ccproto import (
     InvalidRequestError,
     SessionPlan,
     fingerprint,
+    new_turn_start,
     request_history,
 )
 
@@ -101,26 +103,28 @@ class Conversations:
     async def _ticket(self, conversation_id: str | None, system: str | None,
                       turns: tuple[HistoryMessage, ...], model: str,
                       identity: Identity | None) -> Ticket:
+        start = new_turn_start(turns)
         if conversation_id:
             await self.records.get(conversation_id)
             async with self._holding(conversation_id):
                 conversation = await self.records.get(conversation_id)  # it may be gone by now
                 stored = len(await self.records.store.messages(conversation_id))
-                self._check_length(stored + 1)
+                self._check_length(stored + len(turns) - start)
                 self.records.counters["resumed"] += 1
-                return self._make_ticket(conversation, turns[-1:])
+                return self._make_ticket(conversation, turns[start:])
         self._check_length(len(turns))
-        if len(turns) > 1:
-            digest = fingerprint(system, turns[:-1])
+        if start > 0:
+            digest = fingerprint(system, turns[:start])
             found = self.records.live(await self.records.store.find(digest))
             if found is not None:
                 async with self._holding(found.id):
                     current = await self.records.store.get(found.id)
                     if current is not None and current.fingerprint == digest:
                         self.records.counters["matched"] += 1
-                        return self._make_ticket(current, turns[-1:])
+                        return self._make_ticket(current, turns[start:])
                     self.locks.release(found.id)  # it moved on meanwhile: start afresh
-        return await self._start(system, turns, model, identity if len(turns) == 1 else None)
+        return await self._start(system, turns, start, model,
+                                 identity if len(turns) == 1 else None)
 
     @asynccontextmanager
     async def _holding(self, conversation_id: str) -> AsyncIterator[None]:
@@ -134,12 +138,12 @@ class Conversations:
             self.locks.release(conversation_id)
             raise
 
-    async def _start(self, system: str | None, turns: tuple[HistoryMessage, ...],
+    async def _start(self, system: str | None, turns: tuple[HistoryMessage, ...], start: int,
                      model: str, identity: Identity | None) -> Ticket:
         """A new conversation for the turn, with its earlier turns (`seed_earlier`)."""
         c = await self.records.create(model=model, system_prompt=system, metadata={},
                               identity=identity)
-        earlier = turns[:-1]
+        earlier = turns[:start]
         async with self._holding(c.id):
             try:
                 if earlier:
@@ -149,7 +153,7 @@ class Conversations:
                 with trio.CancelScope(shield=True):
                     await self.records.remove(c)
                 raise
-            ticket = self._make_ticket(c, turns[-1:])
+            ticket = self._make_ticket(c, turns[start:])
             ticket.new_conversation = True
             return ticket
 

@@ -17,11 +17,14 @@ import trio
 
 from ccproto import (
     ChatCompletionRequest,
+    InvalidRequestError,
     Invocation,
+    ToolCallsRequested,
     TurnEvent,
     TurnFinished,
     plan_invocation,
     resolve_model,
+    tool_results,
 )
 
 from ..conversations.records import Identity, Ticket
@@ -42,7 +45,8 @@ class Run:
                  events: trio.MemoryReceiveChannel[TurnEvent]) -> None:
         self.model = model
         self._ticket, self._events = ticket, events
-        #: The surface has received the turn's `TurnFinished`.
+        #: The surface has received the turn's `TurnFinished` (or its `ToolCallsRequested`:
+        #: the turn waits for the client's results, and this response is complete).
         self.finished = False
 
     @property
@@ -53,7 +57,7 @@ class Run:
         """The next event; the last one is a `TurnFinished` (the turn is recorded in its
         conversation by then) or a `TurnFailed`."""
         event = await self._events.receive()
-        if type(event) is TurnFinished:
+        if type(event) in (TurnFinished, ToolCallsRequested):
             self.finished = True
         return event
 
@@ -108,9 +112,12 @@ async def open_turn(
                     inv = plan_invocation(request, options, inherited_env=services.environ,
                                           session=ticket.session)
                     await lease.take_bound(ticket.conversation.id, inv.process_key)
+                    results = tool_results(request)
+                    _check_results(lease, results)
                     async with services.admission.slot():
                         await lease.make_room()
-                        async with _open_run(services, lease, inv, ticket, model) as run:
+                        async with _open_run(services, lease, inv, ticket, model,
+                                             results) as run:
                             yield run
                 finally:
                     if ticket.new_conversation and not ticket.completed:
@@ -126,16 +133,38 @@ async def open_turn(
             raise
 
 
+def _check_results(lease: Lease, results: dict[str, str] | None) -> None:
+    """Tool results for a held turn must answer exactly the calls it waits on.
+
+    Raises:
+        InvalidRequestError: a call without its result, or a result for no such call.
+    """
+    process = lease.process
+    if results is None or process is None or process.paused is None:
+        return  # no results, or no live turn waits for them (they go in as text)
+    missing, unknown = process.bridge.check(results)
+    if missing:
+        raise InvalidRequestError(
+            f"Missing tool results: the assistant's tool calls {', '.join(missing)} need a "
+            "'tool' message each (tool_call_id)", param="messages", code="missing_tool_results")
+    if unknown:
+        raise InvalidRequestError(
+            f"Unknown tool_call_id: {', '.join(unknown)} answers no pending tool call",
+            param="messages", code="unknown_tool_call_id")
+
+
 @asynccontextmanager
 async def _open_run(services: TurnServices, lease: Lease, inv: Invocation, ticket: Ticket,
-                   model: str) -> AsyncIterator[Run]:
+                   model: str, results: dict[str, str] | None) -> AsyncIterator[Run]:
     """The turn on the lease's process (or a new one); afterwards the process is given
-    back: kept if the turn was recorded, else killed."""
+    back: kept if the turn was recorded (held if it waits for tool results), else
+    killed."""
     send_events, events = trio.open_memory_channel[TurnEvent](64)
     run = Run(ticket, model, events)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_attempts, services, lease, inv, ticket, model, send_events)
+            nursery.start_soon(run_attempts, services, lease, inv, ticket, model, send_events,
+                               results)
             yield run
             if not run.finished:
                 # The surface left before the outcome (its client went away, or it stops on

@@ -20,6 +20,7 @@ from ccproto import (
     DONE,
     KEEPALIVE,
     ChunkBuilder,
+    ToolCallsRequested,
     TurnEvent,
     TurnFailed,
     TurnFinished,
@@ -136,7 +137,7 @@ async def _respond(
     while True:
         event = await receive()
         collected.append(event)
-        if type(event) in (TurnFinished, TurnFailed):
+        if type(event) in (TurnFinished, TurnFailed, ToolCallsRequested):
             break
     result = collect(collected, completion_id=completion_id, created=created, model=run.model,
                      include_reasoning=gw.settings.claude.include_reasoning,
@@ -176,6 +177,8 @@ async def _stream(
         data = b"".join(encode_data(dumps(c)) for c in builder.feed(event))
         if type(event) is TurnFinished:
             log_usage(log, event)
+            return data + DONE, True
+        if type(event) is ToolCallsRequested:
             return data + DONE, True
         return data, False
 

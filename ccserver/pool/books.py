@@ -8,7 +8,9 @@ the process a turn gets, the process to stop first). The caller does that I/O af
 The books hold the **idle** processes: *warm* ones (started for a conversation that does
 not exist yet) and *bound* ones (kept for their conversation's next turn), and the new
 processes *promised* to turns that made room for one and have not started it yet. A busy
-process is in no book: its turn holds it (`Lease`).
+process is in no book: its turn holds it (`Lease`). A *held* process waits, mid-turn, for
+its client's tool results: it is its conversation's like a bound one, but never retired
+to make room (that would throw the turn away); only its hold deadline ends it.
 
 The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
 starting, exiting: the host's ``live``) plus the promised ones, and a process retired to
@@ -34,6 +36,7 @@ class Books:
         self.max_processes = max_processes
         self.warm: list[PooledProcess] = []
         self.bound: dict[str, PooledProcess] = {}  # conversation id -> its idle process
+        self.held: dict[str, PooledProcess] = {}  # conversation id -> its paused process
         self.promised = 0  # new processes turns made room for, not yet started
         #: Retired by `make_room` and still exiting: each one's place already went to a
         #: promise, so the cap counts it once (as the promise), not also as live.
@@ -65,7 +68,7 @@ class Books:
         A bound process of another shape (the request changed its model or system prompt)
         or one that died is left to stop: the turn starts a new one after it is gone.
         """
-        process = self.bound.pop(conversation_id, None)
+        process = self.bound.pop(conversation_id, None) or self.held.pop(conversation_id, None)
         if process is not None and process.shape == shape and process.alive:
             process.busy = True
             self.counters["bound_hits"] += 1
@@ -103,7 +106,8 @@ class Books:
             return False
         process.turns += 1
         process.idle_since = now
-        self.bound[process.conversation_id] = process
+        book = self.held if process.paused is not None else self.bound
+        book[process.conversation_id] = process
         return True
 
     # ---- the pool's own upkeep -----------------------------------------------------------
@@ -112,8 +116,9 @@ class Books:
         """Forget ``process`` as an idle one: it is retired, killed or gone."""
         if process in self.warm:
             self.warm.remove(process)
-        if self.bound.get(process.conversation_id) is process:
-            del self.bound[process.conversation_id]
+        for book in (self.bound, self.held):
+            if book.get(process.conversation_id) is process:
+                del book[process.conversation_id]
 
     def gone(self, process: PooledProcess) -> None:
         """``process`` is reaped (the host's ``on_gone``): off every book."""
@@ -121,7 +126,15 @@ class Books:
         self.drop(process)
 
     def pop_bound(self, conversation_id: str) -> PooledProcess | None:
-        return self.bound.pop(conversation_id, None)
+        """The conversation's idle or held process, off the books."""
+        return self.bound.pop(conversation_id, None) or self.held.pop(conversation_id, None)
+
+    def held_before(self, limit: float) -> list[PooledProcess]:
+        """Held processes whose calls waited since before ``limit``; they leave the books."""
+        expired = [p for p in self.held.values() if p.idle_since < limit]
+        for process in expired:
+            self.drop(process)
+        return expired
 
     def idle_before(self, limit: float) -> list[PooledProcess]:
         """Bound processes idle since before ``limit``, to retire; they leave the books."""
@@ -139,6 +152,6 @@ class Books:
 
     def all_idle(self) -> list[PooledProcess]:
         """Every idle process, to retire at shutdown; they leave the books."""
-        idle = [*self.warm, *self.bound.values()]
-        self.warm, self.bound = [], {}
+        idle = [*self.warm, *self.bound.values(), *self.held.values()]
+        self.warm, self.bound, self.held = [], {}, {}
         return idle

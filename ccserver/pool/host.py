@@ -21,6 +21,7 @@ import trio
 
 from ccproto import CLIStream
 
+from ..proc.bridge import ToolBridge
 from ..proc.reading import RunLimits
 from ..proc.spawn import open_cli
 from .pooled import PooledProcess, ProcessPlan
@@ -76,7 +77,8 @@ class ProcessHost:
         inv = plan.inv
         process = PooledProcess(shape=inv.process_key, conversation_id=plan.conversation_id,
                                 session_id=plan.session_id, cwd=inv.cwd, own_cwd=plan.own_cwd,
-                                stream=CLIStream(max_line_size=self.limits.max_line_bytes))
+                                stream=CLIStream(max_line_size=self.limits.max_line_bytes),
+                                bridge=ToolBridge(inv.client_tools))
         if plan.own_cwd:
             os.makedirs(inv.cwd, exist_ok=True)
         self.spawning += 1

@@ -56,7 +56,8 @@ class Lease:
             await exiting.dead.wait()  # retired: it exits, or is killed, soon
         self.process, stop = self._books.take_bound(conversation_id, shape)
         if stop is not None:
-            await self._host.stop(stop)
+            # A held one is killed: on EOF the CLI would fail its calls and call the API.
+            await self._host.stop(stop, kill=stop.paused is not None)
 
     async def make_room(self) -> None:
         """Retire idle processes until the cap has room for this turn (a new process,

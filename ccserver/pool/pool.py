@@ -71,8 +71,11 @@ class Pool:
         idle_seconds: float,
         max_processes: int,
         limits: RunLimits,
+        hold_seconds: float = 900.0,
     ) -> None:
         self.size, self.idle_seconds = size, idle_seconds
+        #: How long a process waits, mid-turn, for its client's tool results.
+        self.hold_seconds = hold_seconds
         self.limits = limits
         self._books = Books(max_processes)
         # The host reports every reaped process, so one that died idle leaves the books.
@@ -98,7 +101,14 @@ class Pool:
         async with self._host.open():
             task_status.started()
             while True:
-                self._retire(self._books.idle_before(trio.current_time() - self.idle_seconds))
+                now = trio.current_time()
+                self._retire(self._books.idle_before(now - self.idle_seconds))
+                for process in self._books.held_before(now - self.hold_seconds):
+                    # Killed, not retired: on EOF the CLI would fail the held calls and
+                    # call the API once more for nobody. The session stays resumable.
+                    log.info("client tool results for conversation %s never came",
+                             process.conversation_id)
+                    self._host.kill(process)
                 await self._refill()
                 # Deadline: the next idle check, unless a warm process was taken sooner.
                 with trio.move_on_after(_TICK):
@@ -109,7 +119,11 @@ class Pool:
         """Retire every idle process and give them a moment to exit by themselves (their
         transcripts complete); what is left is killed when `run` is cancelled."""
         idle = self._books.all_idle()
-        self._retire(idle)
+        for process in idle:
+            if process.paused is not None:
+                self._host.kill(process)  # as at its deadline (see `run`)
+            else:
+                self._host.retire(process)
         # Deadline: one grace period for them all; a CLI that needs longer is killed (and
         # its transcript may miss its last lines) rather than hold up the server's exit.
         with trio.move_on_after(self.limits.kill_grace):
@@ -124,7 +138,8 @@ class Pool:
     def stats(self) -> dict[str, int]:
         counters = self._books.counters + self._host.counters
         return {"size": self.size, "warm": len(self._books.warm),
-                "bound": len(self._books.bound), "spawning": self._host.spawning,
+                "bound": len(self._books.bound), "held": len(self._books.held),
+                "spawning": self._host.spawning,
                 **{key: counters[key] for key in POOL_COUNTERS}}
 
     # ---- turns ---------------------------------------------------------------------------
@@ -147,7 +162,7 @@ class Pool:
         exiting (retired for room or idleness), which may still be writing its files."""
         process = self._books.pop_bound(conversation_id)
         if process is not None:
-            await self._host.stop(process)
+            await self._host.stop(process, kill=process.paused is not None)
         exiting = self._host.exiting(conversation_id)
         if exiting is not None:
             with trio.CancelScope(shield=True):  # the removal waits for it, cancelled or not

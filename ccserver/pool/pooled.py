@@ -9,8 +9,9 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from ccproto import CLIStream, Invocation, ProcessKey
+from ccproto import CLIStream, Invocation, ProcessKey, Turn
 
+from ..proc.bridge import ToolBridge
 from ..proc.cli import CLIProcess
 
 __all__ = ["Fresh", "PooledProcess", "ProcessPlan"]
@@ -43,6 +44,11 @@ class PooledProcess:
     session_id: str
     cwd: str
     stream: CLIStream
+    #: Its in-band MCP server for the client's tools (with no tools, it refuses calls).
+    bridge: ToolBridge = attrs.field(factory=lambda: ToolBridge(None))
+    #: A turn waiting for client tool results: the process is *held* for its conversation,
+    #: and that conversation's next request answers the calls and reads this turn on.
+    paused: Turn | None = None
     own_cwd: bool = False  # see `ProcessPlan.own_cwd`
     proc: CLIProcess | None = None
     busy: bool = False  # a turn holds it

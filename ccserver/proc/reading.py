@@ -13,9 +13,20 @@ from typing import Protocol
 import attrs
 import trio
 
-from ccproto import NEED_DATA, CLIError, CLIStream, Exit, Turn, TurnEvent, TurnFailed
+from ccproto import (
+    NEED_DATA,
+    CLIError,
+    CLIStream,
+    ControlRequest,
+    Exit,
+    ToolCallsRequested,
+    Turn,
+    TurnEvent,
+    TurnFailed,
+)
 
 from ..errors import CLIStartFailed, CLITimeout
+from .bridge import ToolBridge
 from .cli import CLIProcess
 from .spawn import ProcessStartError
 
@@ -52,15 +63,20 @@ def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
 
 
 async def read_turn(
-    proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink
+    proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink, *,
+    turn: Turn | None = None, bridge: ToolBridge | None = None,
 ) -> TurnFailed | None:
-    """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished.
+    """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished
+    or paused for client tool results (``turn.outcome`` is still None then).
 
     Args:
         proc: the CLI, its turn already written to its stdin.
         stream: the process's own parser: a persistent CLI's next turn goes on reading it.
         limits: the turn's deadlines (first output, idle gap, total).
         events: where text and the final `TurnFinished` go, as they come.
+        turn: the turn to read on (one paused for tool results), else a new one.
+        bridge: the process's client-tool server, which answers the CLI's control
+            requests (without one they are refused).
 
     Returns:
         None once the turn finished (its `TurnFinished` sent); else the `TurnFailed`,
@@ -73,7 +89,8 @@ async def read_turn(
     Raises:
         CLIError: the CLI broke the stream-json protocol (say, a line over the limit).
     """
-    turn = Turn()
+    turn = turn if turn is not None else Turn()
+    bridge = bridge if bridge is not None else ToolBridge(None)
     start = trio.current_time()
     # The total deadline bounds the whole turn.
     with trio.move_on_at(start + limits.total):
@@ -95,6 +112,13 @@ async def read_turn(
                 if not data:
                     stream.receive_exit(await proc.wait(), proc.stderr_tail())
                 continue
+            if type(event) is ControlRequest:
+                reply = bridge.on_control(event)
+                if reply is not None:
+                    try:
+                        await proc.send(reply)
+                    except trio.BrokenResourceError:
+                        pass  # it exited: reading its stdout reports how
             for turn_event in turn.feed(event):  # type: ignore[arg-type] # not NEED_DATA here
                 if type(turn_event) is TurnFailed:
                     if type(event) is Exit:
@@ -102,6 +126,8 @@ async def read_turn(
                                   event.stderr_tail)
                     return turn_event
                 await events.send(turn_event)
+                if type(turn_event) is ToolCallsRequested:
+                    return None  # the CLI waits for the results: the next request's
             if turn.outcome is not None:
                 return None
     return _timeout("did not finish", limits.total)

@@ -18,6 +18,7 @@ __all__ = [
     "AuthSettings",
     "CacheSettings",
     "ClaudeSettings",
+    "ClientToolsSettings",
     "ConversationSettings",
     "CorsSettings",
     "FileAccessSettings",
@@ -130,6 +131,21 @@ class PoolSettings:
 
 
 @attrs.frozen(kw_only=True)
+class ClientToolsSettings:
+    hold_seconds: float = setting(
+        900.0, "a client tool call waits this long for its result; then its CLI is stopped "
+        "(the conversation goes on from its session)", POSITIVE,
+    )
+    claude_tools: str = setting(
+        "", 'Claude Code\'s own tools while a request offers client tools: "" = none (a '
+        'function-calling model), "default" = all, or "Read,Grep"',
+    )
+    system_prompt_mode: Literal["append", "replace"] = setting(
+        "replace", "how the client's system prompt is given while it offers tools",
+    )
+
+
+@attrs.frozen(kw_only=True)
 class ImagesSettings:
     max_bytes: int = setting(5242880, "largest image (decoded); larger gets 400", POSITIVE)
     max_per_request: int = setting(20, "images in one request; more gets 400", NON_NEGATIVE)
@@ -232,6 +248,7 @@ class Settings:
     claude: ClaudeSettings = attrs.Factory(ClaudeSettings)
     conversation: ConversationSettings = attrs.Factory(ConversationSettings)
     pool: PoolSettings = attrs.Factory(PoolSettings)
+    client_tools: ClientToolsSettings = attrs.Factory(ClientToolsSettings)
     images: ImagesSettings = attrs.Factory(ImagesSettings)
     file_access: FileAccessSettings = attrs.Factory(FileAccessSettings)
     mcp: McpSettings = attrs.Factory(McpSettings)

@@ -86,4 +86,6 @@ def plan_options(settings: Settings, extra: ClaudeOptions, *, executable: str,
         mcp_debug=settings.mcp.debug,
         images=ImageLimits(max_bytes=settings.images.max_bytes,
                            max_count=settings.images.max_per_request),
+        tools_with_client_tools=settings.client_tools.claude_tools,
+        system_prompt_mode_with_client_tools=settings.client_tools.system_prompt_mode,
     )

@@ -94,7 +94,7 @@ def test_options_reach_the_argv() -> None:
         ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], {}, "messages[1].role"),
         ([{"role": "user", "content": "   "}], {}, "messages[0]"),
         ([{"role": "user", "content": "q"}], {"n": 2}, "n"),
-        ([{"role": "user", "content": "q"}], {"tools": [{"type": "function"}]}, "tools"),
+        ([{"role": "user", "content": "q"}], {"tools": [{"type": "function"}]}, "tools[0].name"),
         ([{"role": "user", "content": "q"}], {"reasoning_effort": "huge"}, "reasoning_effort"),
         ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}], {},
          "messages[0].content[0]"),
