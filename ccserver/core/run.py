@@ -143,14 +143,16 @@ def _check_results(lease: Lease, results: dict[str, str] | None) -> None:
     if results is None or process is None or process.paused is None:
         return  # no results, or no live turn waits for them (they go in as text)
     missing, unknown = process.bridge.check(results)
-    if missing:
-        raise InvalidRequestError(
-            f"Missing tool results: the assistant's tool calls {', '.join(missing)} need a "
-            "'tool' message each (tool_call_id)", param="messages", code="missing_tool_results")
+    problems = []
     if unknown:
+        problems.append(f"tool_call_id {', '.join(unknown)} answers no pending tool call")
+    if missing:
+        problems.append(f"the tool calls {', '.join(missing)} have no 'tool' message")
+    if problems:
         raise InvalidRequestError(
-            f"Unknown tool_call_id: {', '.join(unknown)} answers no pending tool call",
-            param="messages", code="unknown_tool_call_id")
+            f"Invalid tool results: {'; '.join(problems)}. Each pending call needs exactly "
+            "one 'tool' message with its tool_call_id.", param="messages",
+            code="invalid_tool_results")
 
 
 @asynccontextmanager

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import openai
 import pytest
 
 from tests.support.e2e import client, directive, gateway_env
@@ -107,3 +109,39 @@ def test_parallel_calls_answered_in_one_request(stack: tuple[FakeAPI, Gateway]) 
     assert second.choices[0].message.content == "Sunny, and it is noon."
     results = _tool_results(fake.messages_requests()[-1])
     assert sorted(r["tool_use_id"] for r in results) == sorted(c.id for c in calls)
+
+
+def test_a_new_message_instead_of_results_abandons_the_calls(
+        stack: tuple[FakeAPI, Gateway]) -> None:
+    fake, gw = stack
+    api = client(gw)
+    messages: list[Any] = [{"role": "user", "content": "Weather? " + _weather_script()}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    held = httpx.get(f"{gw.base_url}/stats").json()["pool"]["held"]
+    assert held >= 1
+    messages += [first.choices[0].message,
+                 {"role": "user", "content": "Never mind. " + directive(text="Fine, no weather.")}]
+    second = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    assert second.choices[0].message.content == "Fine, no weather."
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    # The abandoned call reached upstream as the CLI's own rejected result, then the new turn.
+    (result,) = _tool_results(fake.messages_requests()[-1])
+    assert result["tool_use_id"] == (first.choices[0].message.tool_calls or [])[0].id
+    assert result.get("is_error") is True
+
+
+def test_results_must_answer_the_pending_calls(stack: tuple[FakeAPI, Gateway]) -> None:
+    _, gw = stack
+    api = client(gw)
+    messages: list[Any] = [{"role": "user", "content": "Weather? " + _weather_script()}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    messages.append(first.choices[0].message)
+    with pytest.raises(openai.BadRequestError) as info:
+        api.chat.completions.create(model="sonnet", tools=[WEATHER], messages=[
+            *messages, {"role": "tool", "tool_call_id": "call_nope", "content": "x"}])
+    assert "call_nope" in str(info.value)
+    # The turn still waits: the right result goes through.
+    (call,) = first.choices[0].message.tool_calls or []
+    done = api.chat.completions.create(model="sonnet", tools=[WEATHER], messages=[
+        *messages, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+    assert done.choices[0].message.content == "It is sunny in Paris."
