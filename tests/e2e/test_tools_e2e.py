@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.e2e import client, directive, gateway_env
 from tests.support.fakeapi import FakeAPI, running_fakeapi
-from tests.support.gateway import Gateway, running_gateway
+from tests.support.gateway import Gateway, running_gateway, wait_until
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city.",
@@ -145,3 +145,32 @@ def test_results_must_answer_the_pending_calls(stack: tuple[FakeAPI, Gateway]) -
     done = api.chat.completions.create(model="sonnet", tools=[WEATHER], messages=[
         *messages, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
     assert done.choices[0].message.content == "It is sunny in Paris."
+
+
+@pytest.fixture(scope="module")
+def short_hold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Gateway]]:
+    tmp = tmp_path_factory.mktemp("hold")
+    with running_fakeapi(tmp) as fake:
+        env = gateway_env(fake, tmp, server__sse_keepalive_seconds="600", pool__size="0",
+                          client_tools__hold_seconds="1")
+        with running_gateway(env) as gw:
+            yield fake, gw
+
+
+def test_results_after_the_hold_deadline_still_continue(
+        short_hold: tuple[FakeAPI, Gateway]) -> None:
+    fake, gw = short_hold
+    api = client(gw)
+    messages: list[Any] = [{"role": "user", "content": "Weather? " + _weather_script()}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    (call,) = first.choices[0].message.tool_calls or []
+    # Past its deadline the held process is stopped: nothing waits for the results any more.
+    assert wait_until(lambda: httpx.get(f"{gw.base_url}/stats").json()["pool"]["held"] == 0)
+    assert wait_until(lambda: httpx.get(f"{gw.base_url}/stats").json()["processes"]["live"] == 0)
+    messages += [first.choices[0].message,
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"}]
+    second = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    assert second.choices[0].message.content == "It is sunny in Paris."
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    last = fake.messages_requests()[-1]
+    assert "sunny, 21C" in json.dumps(last["body"]["messages"])
