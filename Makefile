@@ -14,12 +14,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The pinned Claude Code CLI. npm may hold back the package's postinstall (which copies
+# The pinned Claude Code CLI (and Codex CLI, a client the tests drive). npm may hold back the package's postinstall (which copies
 # the platform binary into place); run it ourselves when the binary does not answer.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	$(CLI) --version || node node_modules/@anthropic-ai/claude-code/install.cjs
 	$(CLI) --version
+	node_modules/.bin/codex --version
 	touch $@
 
 serve: setup

@@ -34,6 +34,7 @@ from ccproto import (
     CLIStream,
     ControlRequest,
     PlanOptions,
+    Result,
     SessionPlan,
     StreamEvent,
     ToolCallRequest,
@@ -140,6 +141,14 @@ class _DirectCLI:
                     record.event.get("delta", {}).get("type") == "text_delta":
                 return time.perf_counter() - t0
 
+    def finish(self) -> None:
+        """Read the turn to its result and let the CLI exit, its transcript complete."""
+        while not isinstance(self.next_record(), Result):
+            pass
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
@@ -151,6 +160,7 @@ def _floor_round(st: Stack) -> tuple[float, float]:
     direct = _DirectCLI(st, session_id)
     try:
         floor = direct.answer(direct.hold_call())
+        direct.finish()
     finally:
         direct.close()
     # The peers' way: the turn is over, a new process resumes with the result as text.
