@@ -22,6 +22,7 @@ from ccproto import (
     ChatCompletionChunk,
     ChunkBuilder,
     InvalidRequestError,
+    ToolCallsRequested,
     TurnFailed,
     TurnFinished,
     dumps,
@@ -114,12 +115,15 @@ class _Connection:
                     started = True
                     await self._send(_chunk_frame(request_id, builder.start()))
                 chunks = builder.feed(event)
-                if type(event) is TurnFinished:
+                # The end of this request's answer: a finished turn, or one that waits for
+                # the client's tool results (sent as the next request's tool messages).
+                done = event if isinstance(event, TurnFinished | ToolCallsRequested) else None
+                if done is not None:
                     self._finish(request_id, run_scope)
                 for chunk in chunks:
                     await self._send(_chunk_frame(request_id, chunk))
-                if type(event) is TurnFinished:
-                    usage = dumps(openai_usage(event.usage)).decode()
+                if done is not None:
+                    usage = dumps(openai_usage(done.usage)).decode()
                     await self._send(
                         f'{{"type":"done","id":{json.dumps(request_id)},"usage":{usage},'
                         f'"conversation_id":{json.dumps(run.conversation_id)}}}')
