@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -174,3 +175,22 @@ def test_results_after_the_hold_deadline_still_continue(
     assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
     last = fake.messages_requests()[-1]
     assert "sunny, 21C" in json.dumps(last["body"]["messages"])
+
+
+def test_a_restart_between_the_call_and_its_result(tmp_path: Path) -> None:
+    with running_fakeapi(tmp_path) as fake:
+        env = gateway_env(fake, tmp_path, server__sse_keepalive_seconds="600", pool__size="0")
+        messages: list[Any] = [{"role": "user", "content": "Weather? " + _weather_script()}]
+        with running_gateway(env) as gw:
+            first = client(gw).chat.completions.create(model="sonnet", messages=messages,
+                                                        tools=[WEATHER])
+        # The gateway stopped (its held CLI with it); a new one continues from the store.
+        (call,) = first.choices[0].message.tool_calls or []
+        messages += [first.choices[0].message,
+                     {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"}]
+        with running_gateway(env) as gw:
+            second = client(gw).chat.completions.create(model="sonnet", messages=messages,
+                                                         tools=[WEATHER])
+        assert second.choices[0].message.content == "It is sunny in Paris."
+        assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+        assert "sunny, 21C" in json.dumps(fake.messages_requests()[-1]["body"]["messages"])
