@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ TIME = {"type": "function", "name": "get_time", "description": "The time in a ci
         "strict": False}
 PATCH = {"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
          "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}
+CODEX = Path(__file__).resolve().parents[1] / "data" / "codex"
 HOSTED = [{"type": "web_search", "external_web_access": False},
           {"type": "namespace", "name": "multi_agent_v1", "description": "agents",
            "tools": [{"type": "function", "name": "spawn_agent", "parameters": {}}]}]
@@ -249,5 +251,40 @@ def test_websocket_mode_tool_loop(stack: tuple[FakeAPI, Gateway]) -> None:
         check_stream(events)
         assert events[-1]["response"]["output"][0]["content"][0]["text"] == \
             "It is sunny in Paris."
+    (result,) = tool_results(fake)
+    assert result["tool_use_id"] == call["call_id"]
+
+
+def test_codex_cli_requests(stack: tuple[FakeAPI, Gateway]) -> None:
+    """Codex CLI's own first request (recorded: developer prompt, its eight function tools,
+    a namespace and web_search, store=false, streamed), then its second as Codex builds it:
+    the same input plus the call and its output. Same conversation, same CLI turn."""
+    fake, gw = stack
+    body = json.loads((CODEX / "first_request.json").read_text())
+    body["model"] = "sonnet"
+    user = body["input"][-1]["content"][0]
+    user["text"] += " " + directive(steps=[
+        {"tool_use": {"name": "exec_command", "input": {"cmd": "echo hi"}}},
+        {"text": "It printed hi."}])
+    with httpx.Client(base_url=gw.v1, timeout=60) as h:
+        first = h.post("/responses", json=body)
+        assert first.status_code == 200, first.text
+        assert first.headers["x-ccserver-dropped-tools"] == "namespace:multi_agent_v1,web_search"
+        events = sse_events(first)
+        check_stream(events)
+        (call,) = events[-1]["response"]["output"]
+        assert call["name"] == "exec_command" and json.loads(call["arguments"]) == {
+            "cmd": "echo hi"}
+        offered = {t["name"] for t in fake.messages_requests()[-1]["body"]["tools"]}
+        assert {"exec_command", "write_stdin", "view_image"} <= offered
+        assert "spawn_agent" not in offered
+        body["input"] += [call, {"type": "function_call_output", "call_id": call["call_id"],
+                                 "output": "Process exited with code 0\nOutput:\nhi\n"}]
+        second = h.post("/responses", json=body)
+        assert second.status_code == 200, second.text
+        assert second.headers["x-conversation-id"] == first.headers["x-conversation-id"]
+        events = sse_events(second)
+        check_stream(events)
+        assert events[-1]["response"]["output"][0]["content"][0]["text"] == "It printed hi."
     (result,) = tool_results(fake)
     assert result["tool_use_id"] == call["call_id"]
