@@ -5,11 +5,20 @@ A Responses request is structured by hand rather than by the cattrs converter: `
 is a string or a list of differently shaped items, and an error must name the item and part
 at fault (``input[2].content[0].image_url``). Its messages become chat `Message` values and
 ``instructions`` a system message; the rest of the pipeline (plan, conversation, CLI run)
-is the one Chat Completions uses. Unknown fields are ignored, as for chat.
+is the one Chat Completions uses. Unknown fields are ignored, as for chat (``include``,
+``prompt_cache_key``, ``client_metadata``, ``reasoning.summary``, ``text.verbosity``).
+
+Client tool calls come back as items: ``function_call`` (and ``custom_tool_call``) items
+become the tool calls of an assistant message, joining the assistant message item just
+before them, and ``function_call_output`` items become ``tool`` messages. They are built
+exactly as a chat client would send the same exchange (call ids, names, arguments), so a
+client that resends its whole history (``store: false``, as Codex does) continues its
+conversation by the same history fingerprint as over chat (`ccproto.history`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +35,7 @@ from .openai_types import (
     TextPart,
 )
 from .params import RESPONSES_LIMITS, check_limits, check_metadata
+from .responses_tools import responses_tools, text_format
 
 __all__ = ["ResponsesRequest", "chat_request", "structure_responses_request"]
 
@@ -49,7 +59,14 @@ class ResponsesRequest:
     store: bool = True
     metadata: Mapping[str, str] = attrs.field(factory=dict)
     reasoning_effort: str | None = None
+    #: The client's own tools (function and custom), as it sent them.
     tools: tuple[dict[str, Any], ...] = ()
+    #: Hosted tools the gateway cannot run, dropped: ``type`` or ``type:name``.
+    dropped_tools: tuple[str, ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    #: ``text.format`` when it asks for JSON (the chat request's ``response_format``).
+    text_format: dict[str, Any] | None = None
     #: WebSocket mode's lane; every event of the response echoes it.
     stream_id: str | None = None
 
@@ -97,18 +114,12 @@ def _part(part: Any, at: str) -> ContentPart:
         param=f"{at}.type", code="unsupported_content")
 
 
-def _message(item: Any, where: str) -> Message | None:
-    if not isinstance(item, dict):
-        raise _invalid(where, "expected an input item object")
+def _message(item: dict[str, Any], where: str) -> Message:
     kind = item.get("type", "message")
-    if kind == "reasoning":
-        # Clients replaying a whole exchange (Codex with store=false) send reasoning items
-        # back; Claude's thinking cannot be replayed into a session, so they are skipped.
-        return None
     if kind != "message":
         raise InvalidRequestError(
-            f"Input items of type {_shown(kind)} are not supported: Claude Code runs its own "
-            "tools, so only message items are accepted", param=f"{where}.type",
+            f"Input items of type {_shown(kind)} are not supported; use message, "
+            "function_call or function_call_output items", param=f"{where}.type",
             code="unsupported_input_item")
     role = item.get("role")
     if role not in _ROLES:
@@ -122,13 +133,78 @@ def _message(item: Any, where: str) -> Message | None:
     return Message(role=role, content=parts)
 
 
+def _string(item: Mapping[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"Missing required parameter: '{where}.{key}' (a string).",
+                                  param=f"{where}.{key}", code="missing_required_parameter")
+    return value
+
+
+def _tool_call(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A ``function_call`` or ``custom_tool_call`` item as a chat tool call."""
+    call_id, name = _string(item, "call_id", where), _string(item, "name", where)
+    if item["type"] == "custom_tool_call":
+        # A custom tool's one argument is "input" (ccproto.tools): the arguments Claude
+        # wrote for it, compared as JSON by the history fingerprint.
+        arguments = json.dumps({"input": _string(item, "input", where)}, ensure_ascii=False)
+    else:
+        arguments = _string(item, "arguments", where)
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
+def _tool_output(item: Mapping[str, Any], where: str) -> Message:
+    """A ``function_call_output`` or ``custom_tool_call_output`` item as a tool message."""
+    call_id = _string(item, "call_id", where)
+    output = item.get("output")
+    if isinstance(output, str):
+        return Message(role="tool", tool_call_id=call_id, content=output)
+    if not isinstance(output, list):
+        raise _invalid(f"{where}.output", "expected a string or a list of content parts")
+    parts = tuple(_part(p, f"{where}.output[{j}]") for j, p in enumerate(output))
+    return Message(role="tool", tool_call_id=call_id, content=parts)
+
+
+_CALL_ITEMS = ("function_call", "custom_tool_call")
+_OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
+
+
 def _input(value: Any) -> tuple[Message, ...]:
     if isinstance(value, str):
         return (Message(role="user", content=value),)
     if not isinstance(value, list) or not value:
         raise _invalid("input", "expected a string or a non-empty list of input items")
-    found = (_message(item, f"input[{i}]") for i, item in enumerate(value))
-    return tuple(m for m in found if m is not None)
+    messages: list[Message] = []
+    # Whether the last message is an assistant's that a function_call item joins: the
+    # calls of one answer are one chat message, as the fingerprint recorded them.
+    joinable = False
+    for i, item in enumerate(value):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise _invalid(where, "expected an input item object")
+        kind = item.get("type", "message")
+        if kind == "reasoning":
+            # Clients replaying a whole exchange (Codex with store=false) send reasoning
+            # items back; Claude's thinking cannot be replayed into a session, so they are
+            # skipped (and do not part an answer's text from its calls).
+            continue
+        if kind in _CALL_ITEMS:
+            call = _tool_call(item, where)
+            if joinable:
+                last = messages[-1]
+                messages[-1] = attrs.evolve(last, tool_calls=(*(last.tool_calls or ()), call))
+            else:
+                messages.append(Message(role="assistant", content=None, tool_calls=(call,)))
+                joinable = True
+        elif kind in _OUTPUT_ITEMS:
+            messages.append(_tool_output(item, where))
+            joinable = False
+        else:
+            message = _message(item, where)
+            messages.append(message)
+            joinable = message.role == "assistant"
+    return tuple(messages)
 
 
 def _conversation(value: Any) -> str | None:
@@ -164,7 +240,7 @@ def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> Respon
     check_limits(data, RESPONSES_LIMITS)
     if "input" not in data or data["input"] is None:
         raise InvalidRequestError("'input' is required", param="input")
-    tools = _optional(data, "tools", list, "a list") or []
+    tools = responses_tools(data)
     return ResponsesRequest(
         input=_input(data["input"]),
         model=_optional(data, "model", str, "a string") or "",
@@ -175,7 +251,11 @@ def structure_responses_request(body: bytes | str | Mapping[str, Any]) -> Respon
         store=_optional(data, "store", bool, "a boolean") is not False,
         metadata=check_metadata(data.get("metadata")),
         reasoning_effort=_effort(data.get("reasoning")),
-        tools=tuple(t if isinstance(t, dict) else {"tool": t} for t in tools),
+        tools=tools.tools,
+        dropped_tools=tools.dropped,
+        tool_choice=tools.tool_choice,
+        parallel_tool_calls=tools.parallel_tool_calls,
+        text_format=text_format(data.get("text")),
         stream_id=_optional(data, "stream_id", str, "a string"),
     )
 
@@ -193,7 +273,8 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
                                   "together", param="previous_response_id")
     if request.previous_response_id or request.conversation:
         turns = [m for m in messages if m.role not in ("system", "developer")]
-        if len(turns) > 1:
+        # Tool results answer the held calls together: they are one new turn.
+        if len(turns) > 1 and any(m.role != "tool" for m in turns):
             field = "previous_response_id" if request.previous_response_id else "conversation"
             raise InvalidRequestError(
                 f"With {field}, 'input' must hold only the new user message ({len(turns)} "
@@ -207,4 +288,7 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         stream=request.stream,
         reasoning_effort=request.reasoning_effort,
         tools=request.tools or None,
+        tool_choice=request.tool_choice,
+        parallel_tool_calls=request.parallel_tool_calls,
+        response_format=request.text_format,
     )

@@ -2,11 +2,13 @@
 
 Every Responses surface (HTTP and the WebSocket mode) uses these: a response is stored
 with its conversation (unless ``store`` is false), GET returns it, and
-``previous_response_id`` continues that conversation's CLI session.
+``previous_response_id`` continues that conversation's CLI session. Hosted tools a request
+listed are dropped by ccproto (the gateway cannot run them); `dropped_tools` says so.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,7 +22,24 @@ from ..conversations.store import ConversationStore
 from ..errors import ConversationNotFound, PreviousResponseNotFound
 from .run import Run
 
-__all__ = ["continued_conversation", "new_builder", "save_response"]
+__all__ = ["DROPPED_TOOLS_HEADER", "continued_conversation", "dropped_tools", "new_builder",
+           "save_response"]
+
+log = logging.getLogger("ccserver.responses")
+
+#: Names the hosted tools a request listed and the gateway dropped (README, Responses API).
+DROPPED_TOOLS_HEADER = "x-ccserver-dropped-tools"
+
+
+def dropped_tools(request: ResponsesRequest) -> list[tuple[str, str]]:
+    """The response header naming the hosted tools ``request`` listed that were dropped
+    (none when there were none), and a log line: a client that expected them to run
+    should find out why they did not."""
+    if not request.dropped_tools:
+        return []
+    value = ",".join(request.dropped_tools)  # labels are header-safe (ccproto sanitises)
+    log.info("dropped tools the gateway cannot run: %s", value)
+    return [(DROPPED_TOOLS_HEADER, value)]
 
 
 async def continued_conversation(records: Records, request: ResponsesRequest,

@@ -26,7 +26,12 @@ from ccproto import (
 )
 
 from ..core.run import Run, open_turn
-from ..core.stored_responses import continued_conversation, new_builder, save_response
+from ..core.stored_responses import (
+    continued_conversation,
+    dropped_tools,
+    new_builder,
+    save_response,
+)
 from ..edge.accesslog import SCOPE_KEY, log_usage
 from ..edge.asgi import (
     Receive,
@@ -53,6 +58,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     request = await decode(structure_responses_request, body)
     chat = chat_request(request)
     conversation_id = await continued_conversation(gw.records, request)
+    headers = [*headers, *dropped_tools(request)]
     status = 499  # unless a response goes out first, the client went away
     async with trio.open_nursery() as nursery:
         # A client that goes away cancels the run; leaving open_turn stops the CLI.

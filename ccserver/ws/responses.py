@@ -21,6 +21,7 @@ import trio
 from ccproto import (
     InvalidRequestError,
     ResponseBuilder,
+    ToolCallsRequested,
     TurnFinished,
     chat_request,
     excerpt,
@@ -29,7 +30,12 @@ from ccproto import (
 )
 
 from ..core.run import open_turn
-from ..core.stored_responses import continued_conversation, new_builder, save_response
+from ..core.stored_responses import (
+    continued_conversation,
+    dropped_tools,
+    new_builder,
+    save_response,
+)
 from ..errors import ResponseInProgress
 from ..gateway import Gateway
 from .socket import Socket, error_frame_payload, serve_frames
@@ -98,6 +104,7 @@ class _Connection:
         # Over a WebSocket every response streams; "stream" in the frame changes nothing.
         request = structure_responses_request({**frame, "stream": True})
         chat = chat_request(request)
+        dropped_tools(request)  # logged only: a frame has no headers
         gw = self.gw
         conversation_id = await continued_conversation(gw.records, request, self.local)
         async with open_turn(gw.turn_services(), chat, conversation_id=conversation_id) as run:
@@ -115,7 +122,9 @@ class _Connection:
                 await trio.lowlevel.checkpoint_if_cancelled()
                 events = builder.feed(event, now=time.time())
                 if builder.done:
-                    if not request.store and type(event) is TurnFinished:
+                    # A response that ends calling tools is continued by its results.
+                    if not request.store and type(event) in (TurnFinished,
+                                                             ToolCallsRequested):
                         self.local[builder.response_id] = run.conversation_id
                     await save_response(self.gw.store, builder, run)
                     # Free before the last event goes out: the client may send its next

@@ -147,8 +147,8 @@ def test_bad_requests_name_the_field(stack: tuple[FakeAPI, Gateway]) -> None:
         assert bad.status_code == 400
         assert bad.json()["error"]["param"] == "input[0].content[0].type"
         tools = h.post("/v1/responses", json={"input": "x", "tools": [
-            {"type": "function", "name": "f", "parameters": {}}]})
-        assert tools.status_code == 400 and tools.json()["error"]["param"] == "tools"
+            {"type": "web_search"}, {"type": "function", "name": "bad name"}]})
+        assert tools.status_code == 400 and tools.json()["error"]["param"] == "tools[1].name"
         assert h.post("/v1/responses", content=b"{nope").status_code == 400
         assert h.get("/v1/responses").status_code == 405
 
