@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ccproto import TurnFinished
+from ccproto import ToolCallsRequested, TurnFinished
 
 __all__ = ["LOG_KEYS", "SCOPE_KEY", "access_line", "log_usage"]
 
@@ -47,7 +47,12 @@ def access_line(*, request_id: str, method: str, path: str, status: int, duratio
 
 
 def log_usage(published: dict[str, Any], event: object) -> None:
-    """Publish a finished turn's tokens and cost for the access line and /stats."""
+    """Publish a finished turn's tokens and cost for the access line and /stats; a turn
+    that paused for client tool results has its tokens so far (the CLI tells the cost
+    only at the turn's end)."""
     if type(event) is TurnFinished:
         published.update(prompt_tokens=event.usage.prompt_tokens,
                          completion_tokens=event.usage.output_tokens, cost_usd=event.cost_usd)
+    elif type(event) is ToolCallsRequested:
+        published.update(prompt_tokens=event.usage.prompt_tokens,
+                         completion_tokens=event.usage.output_tokens)

@@ -147,8 +147,8 @@ async def _respond(
         await send_json(send, status, body, [*headers, *extra])
         return status
     payload = dumps(result)
+    log_usage(log, event)
     if type(event) is TurnFinished:
-        log_usage(log, event)
         if cache_key is not None and not event.used_tools:
             # An answer that ran tools depends on more than the request: never cached.
             # Without its conversation: a hit is no turn of that conversation, and must not
@@ -179,6 +179,7 @@ async def _stream(
             log_usage(log, event)
             return data + DONE, True
         if type(event) is ToolCallsRequested:
+            log_usage(log, event)
             return data + DONE, True
         return data, False
 
