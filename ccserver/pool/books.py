@@ -9,8 +9,9 @@ The books hold the **idle** processes: *warm* ones (started for a conversation t
 not exist yet) and *bound* ones (kept for their conversation's next turn), and the new
 processes *promised* to turns that made room for one and have not started it yet. A busy
 process is in no book: its turn holds it (`Lease`). A *held* process waits, mid-turn, for
-its client's tool results: it is its conversation's like a bound one, but never retired
-to make room (that would throw the turn away); only its hold deadline ends it.
+its client's tool results: it is its conversation's like a bound one, but it makes room
+only when no idle process is left (its turn is thrown away, though its conversation goes
+on from its session), and otherwise lives until its hold deadline.
 
 The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
 starting, exiting: the host's ``live``) plus the promised ones, and a process retired to
@@ -81,11 +82,13 @@ class Books:
         ``new_process``, which is then promised); they leave the books now.
 
         Warm ones go first (they are only a head start, and refill), then the
-        conversations' processes, longest idle first. When every process is busy nothing
-        can go: `Admission` bounds the busy ones below the cap.
+        conversations' processes, longest idle first, then held ones, longest held first
+        (held processes count against the cap like any other). When every process is busy
+        nothing can go: `Admission` bounds the busy ones below the cap.
         """
         needed = 1 if new_process else 0
-        idle = [*self.warm, *sorted(self.bound.values(), key=lambda p: p.idle_since)]
+        idle = [*self.warm, *sorted(self.bound.values(), key=lambda p: p.idle_since),
+                *sorted(self.held.values(), key=lambda p: p.idle_since)]
         retired = idle[:max(0, self.hosted(live) + needed - self.max_processes)]
         for process in retired:
             self.drop(process)

@@ -125,6 +125,9 @@ class ProcessHost:
 
     def kill(self, process: PooledProcess) -> None:
         self.counters["killed"] += 1
+        if not process.dead.is_set():
+            # Exiting too: its conversation's next process waits until it is reaped.
+            self._exiting[process.conversation_id] = process
         process.lifetime.cancel()
 
     async def stop(self, process: PooledProcess, *, kill: bool = False) -> None:

@@ -65,7 +65,10 @@ class Lease:
         retired = self._books.make_room(self._host.live, new_process=self.process is None)
         self._promised = self.process is None
         for process in retired:
-            self._host.retire(process)
+            if process.paused is not None:
+                self._host.kill(process)  # EOF would make the CLI call the API for nobody
+            else:
+                self._host.retire(process)
         for process in retired:
             await process.dead.wait()
 

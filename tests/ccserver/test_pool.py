@@ -72,6 +72,38 @@ def test_a_process_leaving_to_make_room_is_counted_once() -> None:
     assert books.hosted(3) == 4 and books.leaving == {c[1]}
 
 
+def held(conversation_id: str, *, since: float = 0.0) -> PooledProcess:
+    """A process whose turn waits for client tool results."""
+    process = idle(conversation_id, since=since)
+    process.paused = cast(Any, object())
+    return process
+
+
+def test_held_processes_make_room_only_after_every_idle_one() -> None:
+    h_old, h_new = held("h_old", since=0.0), held("h_new", since=2.0)
+    b = idle("b", since=9.0)
+    books = books_with(3, [], [b])
+    books.held.update({"h_old": h_old, "h_new": h_new})
+    assert books.make_room(3, new_process=True) == [b]  # idle first, however recent
+    books.gone(b)
+    assert books.make_room(2, new_process=True) == [h_old]  # then the longest held
+    assert books.held == {"h_new": h_new}
+
+
+def test_a_paused_turn_keeps_its_process_held_and_its_next_request_takes_it() -> None:
+    books = Books(4)
+    process = held("c")
+    process.busy = True
+    assert books.keeps(process, good=True, idle_seconds=300, now=7.0)
+    assert books.held == {"c": process} and books.bound == {}
+    taken, stop = books.take_bound("c", process.shape)
+    assert taken is process and stop is None and books.held == {}
+    # Past the hold deadline it leaves the books, to be stopped.
+    books.keeps(process, good=True, idle_seconds=300, now=7.0)
+    assert books.held_before(6.0) == [] and books.held_before(8.0) == [process]
+    assert books.held == {}
+
+
 def test_a_turn_on_an_existing_process_makes_no_promise() -> None:
     w = idle("w")
     books = books_with(1, [w], [])
