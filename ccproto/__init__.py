@@ -36,6 +36,7 @@ from .history import (
     seed_transcript,
     seedable,
     tool_calls_part,
+    tool_result_entries,
     tool_results,
 )
 from .images import ImageLimits, check_image_count, data_url, image_block, sniff_media_type
@@ -67,6 +68,7 @@ from .plan import (
     plan_invocation,
     request_tools,
     resolve_model,
+    resuming_answered_calls,
 )
 from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
 from .prompt import Prompt, build_prompt, user_line
@@ -186,6 +188,7 @@ __all__ = [
     "request_tools",
     "resolve_model",
     "responses_usage",
+    "resuming_answered_calls",
     "seed_transcript",
     "seedable",
     "sniff_media_type",
@@ -193,6 +196,7 @@ __all__ = [
     "structure_responses_request",
     "tool_calls_part",
     "tool_error_line",
+    "tool_result_entries",
     "tool_result_line",
     "tool_results",
     "user_line",

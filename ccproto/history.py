@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,6 +34,7 @@ __all__ = [
     "seed_transcript",
     "seedable",
     "tool_calls_part",
+    "tool_result_entries",
     "tool_results",
 ]
 
@@ -226,6 +227,74 @@ def seed_transcript(
             "parentUuid": parent, "isSidechain": False, "type": role, "uuid": uuid,
             "timestamp": timestamp, "sessionId": session_id, "cwd": cwd,
             "userType": "external", "version": version, "message": message,
+        }
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+        parent = uuid
+    return b"".join(line + b"\n" for line in lines)
+
+
+def tool_result_entries(
+    transcript: bytes,
+    results: Mapping[str, str],
+    *,
+    session_id: str,
+    cwd: str,
+    version: str,
+    timestamp: str,
+    uuids: Iterator[str],
+) -> bytes | None:
+    """Transcript lines that answer the calls a session's last message made with
+    ``results`` (tool use id -> text), for a CLI that resumes the session to go on.
+
+    When the process that held a turn's calls is gone, a new one resumes the session, and
+    the CLI drops an assistant message whose calls have no result. With these lines after
+    it (the shape the CLI writes itself for a tool result, one per call, each chained to
+    the one before) and ``CLAUDE_CODE_RESUME_INTERRUPTED_TURN``, the resumed CLI sends the
+    genuine ``tool_use``/``tool_result`` pair upstream and goes on with no prompt
+    (client-tools reference §12; measured with the pinned CLI).
+
+    None when the results do not answer exactly the calls of the transcript's last
+    assistant message, or some call already has a result (an abandoned turn's rejection):
+    the caller then sends the results as text.
+    """
+    entries = []
+    for line in transcript.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("type") in ("user", "assistant"):
+            entries.append(entry)
+    calls: list[str] = []
+    parent: str | None = None
+    message_id: object = None
+    for entry in reversed(entries):
+        message: dict[str, Any] = entry.get("message") or {}
+        if not isinstance(message, dict):
+            message = {}
+        content = message.get("content")
+        if entry["type"] == "user":
+            break  # the last message is over: before it, or answered (or rejected) after
+        if calls and message.get("id") != message_id:
+            break
+        message_id = message.get("id")
+        ids = [b.get("id") for b in (content if isinstance(content, list) else ())
+               if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if ids and parent is None:
+            parent = entry.get("uuid")
+        calls[:0] = [i for i in ids if isinstance(i, str)]
+    if not calls or sorted(calls) != sorted(results) or not isinstance(parent, str):
+        return None
+    lines = []
+    for call_id in calls:
+        uuid = next(uuids)
+        content = [{"type": "text", "text": results[call_id]}]
+        record = {
+            "parentUuid": parent, "isSidechain": False, "type": "user",
+            "message": {"role": "user", "content": [
+                {"tool_use_id": call_id, "type": "tool_result", "content": content}]},
+            "uuid": uuid, "timestamp": timestamp, "toolUseResult": content,
+            "userType": "external", "cwd": cwd, "sessionId": session_id, "version": version,
         }
         lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
         parent = uuid

@@ -35,6 +35,7 @@ __all__ = [
     "plan_invocation",
     "request_tools",
     "resolve_model",
+    "resuming_answered_calls",
 ]
 
 # `reasoning_effort` values clients send -> the CLI's --effort levels.
@@ -243,6 +244,21 @@ def plan_invocation(
         output=output,
         process_key=process_key,
     )
+
+
+def resuming_answered_calls(inv: Invocation) -> Invocation:
+    """``inv`` (a resumed session's) for a session whose held calls were answered in its
+    transcript (`tool_result_entries`): the CLI goes on with the turn by itself, and no
+    prompt is written.
+
+    ``CLAUDE_CODE_RESUME_INTERRUPTED_TURN`` makes the resumed CLI call the API at once;
+    with its resume prompt a blank the request carries just the results (measured with the
+    pinned CLI: the blank is recorded as a meta entry and never sent). Only the start-up
+    reads them, so the process key stays the plan's: the process serves later turns.
+    """
+    env = {**inv.env, "CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1",
+           "CLAUDE_CODE_RESUME_PROMPT": " "}
+    return attrs.evolve(inv, env=env, stdin=b"")
 
 
 def _client_tool_env(env: dict[str, str], tools: ToolSet) -> None:

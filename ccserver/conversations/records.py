@@ -68,7 +68,8 @@ class Records:
                  ) -> None:
         self.store, self.files, self.settings = store, files, settings
         self.workspace = workspace
-        self._cli_version = cli_version
+        #: The CLI's version, for the transcript lines the gateway writes.
+        self.cli_version = cli_version
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
 
@@ -110,7 +111,7 @@ class Records:
         be written as one, and stored messages either way (an unseedable history is quoted
         in the turn's prompt instead)."""
         if await self.files.seed(c.cwd, c.session_id, earlier, model=model,
-                                 version=self._cli_version(), now=self.clock()):
+                                 version=self.cli_version(), now=self.clock()):
             c = attrs.evolve(c, started=True)
             self.counters["seeded"] += 1
         await self.store.add_turn(c, self._stored(earlier))

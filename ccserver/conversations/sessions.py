@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from ccproto import HistoryMessage, munge_cwd, seed_transcript, seedable
+from ccproto import HistoryMessage, munge_cwd, seed_transcript, seedable, tool_result_entries
 
 __all__ = ["SessionFiles"]
 
@@ -62,6 +62,39 @@ class SessionFiles:
         )
         await self.write(cwd, session_id, transcript)
         return True
+
+    async def answer_calls(self, cwd: str, session_id: str, results: Mapping[str, str], *,
+                           version: str, now: float) -> bool:
+        """Write the client's tool ``results`` into the session after the calls its last
+        message made (`tool_result_entries`), for a CLI that resumes it to go on with the
+        turn. False, writing nothing, when they do not answer exactly those calls.
+
+        No CLI may be writing the session (as for `roll_back`): the one that held the calls
+        is gone.
+        """
+        path = self.transcript(cwd, session_id)
+        stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+
+        def append() -> bool:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                return False
+            lines = tool_result_entries(
+                data, results, session_id=session_id, cwd=cwd, version=version,
+                timestamp=stamp.replace("+00:00", "Z"),
+                uuids=iter(lambda: str(uuid.uuid4()), None))
+            if lines is None:
+                return False
+            with path.open("ab") as f:
+                if data and not data.endswith(b"\n"):
+                    f.write(b"\n")
+                f.write(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+
+        return await trio.to_thread.run_sync(append)
 
     async def exists(self, cwd: str, session_id: str) -> bool:
         return await trio.to_thread.run_sync(self.transcript(cwd, session_id).exists)

@@ -118,7 +118,8 @@ async def _resume_or_prompt(process: PooledProcess, inv: Invocation,
             return paused
         if paused is not None:
             await _abandon(process, paused, limits)
-        await proc.send(inv.stdin)
+        if inv.stdin:  # empty: a resumed CLI goes on with its turn by itself
+            await proc.send(inv.stdin)
     except trio.BrokenResourceError:
         pass  # it exited: reading its stdout reports how
     return None

@@ -9,6 +9,7 @@ process (`Lease`), waits for a CLI slot (`Admission`) and starts the turn
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,7 @@ from ccproto import (
     TurnFinished,
     plan_invocation,
     resolve_model,
+    resuming_answered_calls,
     tool_results,
 )
 
@@ -36,6 +38,8 @@ from .images import resolve_images
 from .planning import planner
 
 __all__ = ["Run", "open_turn"]
+
+log = logging.getLogger("ccserver.turns")
 
 
 class Run:
@@ -114,6 +118,8 @@ async def open_turn(
                     await lease.take_bound(ticket.conversation.id, inv.process_key)
                     results = tool_results(request)
                     _check_results(lease, results)
+                    if await _answered_in_session(services, lease, ticket, results):
+                        inv = resuming_answered_calls(inv)
                     async with services.admission.slot():
                         await lease.make_room()
                         async with _open_run(services, lease, inv, ticket, model,
@@ -131,6 +137,23 @@ async def open_turn(
                 # the warm process took an identity that is gone, so it serves nothing more.
                 await lease.give_back(good=False)
             raise
+
+
+async def _answered_in_session(services: TurnServices, lease: Lease, ticket: Ticket,
+                               results: dict[str, str] | None) -> bool:
+    """Tool results whose held turn's process is gone (its deadline passed, room was made,
+    the server restarted): written into the session after the calls, for a new process
+    that resumes it and goes on with the turn as if the calls had been answered live."""
+    if results is None or lease.process is not None or not ticket.session.resume:
+        return False
+    c = ticket.conversation
+    if await services.records.files.answer_calls(
+            c.cwd, c.session_id, results, version=services.records.cli_version(),
+            now=services.records.clock()):
+        return True
+    log.info("tool results for conversation %s answer no calls its session waits on: "
+             "they go in as text", c.id)
+    return False
 
 
 def _check_results(lease: Lease, results: dict[str, str] | None) -> None:

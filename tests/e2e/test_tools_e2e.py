@@ -45,6 +45,15 @@ def _tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
             for b in m["content"] if b.get("type") == "tool_result"]
 
 
+def _assert_genuine_pair(request: dict[str, Any], call_id: str, output: str) -> None:
+    """The upstream request ends with Claude's call and the client's result, nothing else."""
+    *_, assistant, user = request["body"]["messages"]
+    assert [b["id"] for b in assistant["content"] if b["type"] == "tool_use"] == [call_id]
+    assert [b["type"] for b in user["content"]] == ["tool_result"]
+    assert user["content"][0]["tool_use_id"] == call_id
+    assert output in json.dumps(user["content"][0]["content"])
+
+
 def test_two_step_tool_loop_non_streaming(stack: tuple[FakeAPI, Gateway]) -> None:
     fake, gw = stack
     api = client(gw)
@@ -174,7 +183,7 @@ def test_results_after_the_hold_deadline_still_continue(
     assert second.choices[0].message.content == "It is sunny in Paris."
     assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
     last = fake.messages_requests()[-1]
-    assert "sunny, 21C" in json.dumps(last["body"]["messages"])
+    _assert_genuine_pair(last, call.id, "sunny, 21C")
 
 
 def test_a_restart_between_the_call_and_its_result(tmp_path: Path) -> None:
@@ -184,8 +193,12 @@ def test_a_restart_between_the_call_and_its_result(tmp_path: Path) -> None:
         with running_gateway(env) as gw:
             first = client(gw).chat.completions.create(model="sonnet", messages=messages,
                                                         tools=[WEATHER])
+            (call,) = first.choices[0].message.tool_calls or []
+            # The CLI writes its transcript a moment after its stdout; a restart before
+            # that loses the call from the session (the results then go in as text).
+            assert wait_until(lambda: any(call.id in p.read_text()
+                                          for p in tmp_path.glob("cfg/projects/*/*.jsonl")))
         # The gateway stopped (its held CLI with it); a new one continues from the store.
-        (call,) = first.choices[0].message.tool_calls or []
         messages += [first.choices[0].message,
                      {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"}]
         with running_gateway(env) as gw:
@@ -193,4 +206,4 @@ def test_a_restart_between_the_call_and_its_result(tmp_path: Path) -> None:
                                                          tools=[WEATHER])
         assert second.choices[0].message.content == "It is sunny in Paris."
         assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
-        assert "sunny, 21C" in json.dumps(fake.messages_requests()[-1]["body"]["messages"])
+        _assert_genuine_pair(fake.messages_requests()[-1], call.id, "sunny, 21C")
