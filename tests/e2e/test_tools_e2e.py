@@ -207,3 +207,33 @@ def test_a_restart_between_the_call_and_its_result(tmp_path: Path) -> None:
         assert second.choices[0].message.content == "It is sunny in Paris."
         assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
         _assert_genuine_pair(fake.messages_requests()[-1], call.id, "sunny, 21C")
+
+
+def test_two_rounds_of_calls_in_one_turn_and_a_next_turn(stack: tuple[FakeAPI, Gateway]) -> None:
+    fake, gw = stack
+    api = client(gw)
+    script = directive(steps=[
+        {"tool_use": {"name": "get_weather", "input": {"city": "Paris"}}},
+        {"tool_use": {"name": "get_time", "input": {"city": "Paris"}}},
+        {"text": "Sunny at noon."}])
+    messages: list[Any] = [{"role": "system", "content": "Be brief."},
+                           {"role": "user", "content": "Plan? " + script}]
+    for output in ("sunny", "12:00"):
+        reply = api.chat.completions.create(model="sonnet", messages=messages,
+                                            tools=[WEATHER, TIME])
+        (call,) = reply.choices[0].message.tool_calls or []
+        messages += [reply.choices[0].message,
+                     {"role": "tool", "tool_call_id": call.id, "content": output}]
+    final = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
+    assert final.choices[0].message.content == "Sunny at noon."
+    # One CLI turn: the last upstream request holds both rounds as genuine pairs.
+    results = _tool_results(fake.messages_requests()[-1])
+    assert [json.dumps(r["content"]) for r in results] == [
+        json.dumps([{"type": "text", "text": "sunny"}]),
+        json.dumps([{"type": "text", "text": "12:00"}])]
+    # The conversation goes on as usual, found by its whole history.
+    messages += [final.choices[0].message,
+                 {"role": "user", "content": "Thanks " + directive(text="You are welcome.")}]
+    after = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
+    assert after.choices[0].message.content == "You are welcome."
+    assert after.conversation_id == final.conversation_id  # type: ignore[attr-defined]
