@@ -43,6 +43,7 @@ from .images import ImageLimits, check_image_count, data_url, image_block, sniff
 from .jsonbody import MAX_DEPTH, excerpt, load_object
 from .mcp import (
     CallCancelled,
+    CallIdResolver,
     ToolCallRequest,
     interrupt_line,
     tool_error_line,
@@ -112,6 +113,7 @@ __all__ = [
     "CLIError",
     "CLIStream",
     "CallCancelled",
+    "CallIdResolver",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",

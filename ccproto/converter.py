@@ -42,11 +42,12 @@ __all__ = ["dumps", "make_converter", "structure_request"]
 T = TypeVar("T")
 
 # Optional response fields that are left out when None instead of being sent as null.
+# Inner classes first: a class's hook is built with the hooks its fields have by then.
 _OMIT_WHEN_NONE: dict[type, tuple[str, ...]] = {
+    FunctionCallDelta: ("name",),
+    ToolCallDeltaOut: ("id", "type"),
     Delta: ("role", "content", "reasoning_content", "tool_calls"),
     ChatMessage: ("reasoning_content", "tool_calls"),
-    ToolCallDeltaOut: ("id", "type"),
-    FunctionCallDelta: ("name",),
     ChatCompletionChunk: ("conversation_id",),
     ChatCompletion: ("conversation_id",),
 }

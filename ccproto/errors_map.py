@@ -115,6 +115,14 @@ def error_for_result(
             f"Claude Code stopped at its cost budget before finishing ({text})",
             status_hint=422, error_type="invalid_request_error", code="max_budget_exceeded",
         )
+    if result.subtype == "error_max_structured_output_retries":
+        # --json-schema: every StructuredOutput call broke the schema (client-tools
+        # reference §9). The model failed, not the request: the same code as a turn that
+        # ends without the object (`Turn`).
+        return CLIError(
+            f"The model did not produce a JSON object matching the requested schema ({text})",
+            status_hint=502, error_type="server_error", code="structured_output_failed",
+        )
     if text.startswith("Not logged in"):
         return CLIError(f"{text}: {_LOGIN_HINT}", status_hint=401,
                         error_type="authentication_error", code="cli_not_logged_in")

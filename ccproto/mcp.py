@@ -14,7 +14,7 @@ of its own control requests (`interrupt_line`) are its to choose.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -24,6 +24,7 @@ from .tools import ToolSet
 
 __all__ = [
     "CallCancelled",
+    "CallIdResolver",
     "ToolCallRequest",
     "answer",
     "interrupt_line",
@@ -79,12 +80,18 @@ def _rpc(request_id: str, rpc_id: Any, *, result: Any = None,
     return _success(request_id, {"mcp_response": message})
 
 
-def answer(request: ControlRequest, tools: ToolSet | None
-           ) -> bytes | ToolCallRequest | CallCancelled:
+#: Finds the tool use id of a ``tools/call`` that came without one (`Turn.call_id_for`).
+CallIdResolver = Callable[[str, Any], str | None]
+
+
+def answer(request: ControlRequest, tools: ToolSet | None,
+           call_ids: CallIdResolver | None = None) -> bytes | ToolCallRequest | CallCancelled:
     """What ``request`` gets: the line to write at once, or a call to hold.
 
     A control request that is no MCP message for our server (``can_use_tool`` when the
     operator set a permission prompt tool, say) is refused: the gateway asks no one.
+    A ``tools/call`` names its tool use in ``_meta``, except after the CLI's non-streaming
+    fallback; ``call_ids`` then finds it by the tool's name and arguments.
     """
     body = request.request
     if request.subtype != "mcp_message" or not isinstance(body.get("message"), Mapping):
@@ -109,6 +116,8 @@ def answer(request: ControlRequest, tools: ToolSet | None
         tool_use_id = meta.get("claudecode/toolUseId")
         name = params.get("name")
         arguments = params.get("arguments")
+        if tool_use_id is None and call_ids is not None and isinstance(name, str):
+            tool_use_id = call_ids(name, arguments if arguments is not None else {})
         if isinstance(tool_use_id, str) and isinstance(name, str):
             return ToolCallRequest(request_id=request.request_id, rpc_id=rpc_id,
                                    tool_use_id=tool_use_id, name=name,

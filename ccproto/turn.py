@@ -132,6 +132,9 @@ class TokenUsage:
                              for k in _USAGE_KEYS})
 
 
+#: The tool ``--json-schema`` adds; its input is the turn's structured output (reference §9).
+STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
+
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
                "cache_creation_input_tokens")
 
@@ -315,6 +318,10 @@ class Turn:
         # index -> call, for the argument fragments.
         self._calls: list[_Call] = []
         self._block_calls: dict[Any, _Call] = {}
+        # The message the stream is showing (message_start seen, its message_delta not).
+        self._streaming: str | None = None
+        # Client tool calls whose ``tools/call`` has not come yet.
+        self._unclaimed: list[_Call] = []
         # Usage of the API calls since the last `ToolCallsRequested` (message_start and
         # message_delta carry it), and what earlier responses already reported.
         self._window = TokenUsage()
@@ -360,6 +367,8 @@ class Turn:
             case UserMessage():
                 self.has_output = True
                 return []
+            case ControlRequest():
+                return self._on_control(record)
             case SystemEvent(subtype="api_retry"):
                 # The attempt in flight is abandoned; a retry restarts the block. What was
                 # shown stays the baseline the retry is compared against.
@@ -407,6 +416,7 @@ class Turn:
         elif etype == "message_start":
             message = event.get("message") or {}
             self._message_id = message.get("id") if isinstance(message, dict) else None
+            self._streaming = self._message_id
             self._block = ""
             self._block_calls = {}
             self._window += self._message_usage
@@ -418,6 +428,7 @@ class Turn:
             if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
                 return self._start_call(event.get("index"), block.get("id"), block["name"])
         elif etype == "message_delta":
+            self._streaming = None
             delta = event.get("delta") or {}
             self._continues = delta.get("stop_reason") == "max_tokens"
             usage = event.get("usage")
@@ -433,20 +444,68 @@ class Turn:
             return []
         call = _Call(index=len(self._calls), call_id=call_id, name=name)
         self._calls.append(call)
+        self._unclaimed.append(call)
         if block_index is not None:
             self._block_calls[block_index] = call
         return [ToolCallStart(index=call.index, call_id=call_id, name=name)]
 
     def _request_calls(self) -> list[TurnEvent]:
         """The response ends with its calls; the next one starts afresh (no separator)."""
-        calls = tuple(ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments or "{}")
+        out: list[TurnEvent] = []
+        for call in self._calls:
+            if not call.arguments:
+                # A call without input streamed no fragment; the client must still get
+                # JSON, and the same JSON streamed as collected.
+                call.arguments = "{}"
+                out.append(ToolCallDelta(index=call.index, arguments="{}"))
+        calls = tuple(ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
                       for c in self._calls)
         usage = self._window + self._message_usage
         self._reported += usage
         self._window = self._message_usage = TokenUsage()
         self._calls, self._block_calls = [], {}
         self._emitted_any, self._shown, self._block = False, None, ""
-        return [ToolCallsRequested(calls=calls, usage=usage)]
+        return [*out, ToolCallsRequested(calls=calls, usage=usage)]
+
+    def _on_control(self, record: ControlRequest) -> list[TurnEvent]:
+        """A ``tools/call``: the CLI runs the message's tools, so the message is complete.
+
+        A streamed message ends with its ``message_delta``. One the CLI fetched without
+        streaming (its fallback after a broken stream) has no stream events at all: its
+        calls are known from its ``assistant`` lines, all printed before the CLI calls any
+        tool, so the first ``tools/call`` ends the response.
+        """
+        message = record.request.get("message")
+        if record.subtype != "mcp_message" or not isinstance(message, dict) \
+                or message.get("method") != "tools/call":
+            return []
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        call_id = meta.get("claudecode/toolUseId") if isinstance(meta, dict) else None
+        self._unclaimed = [c for c in self._unclaimed if c.call_id != call_id]
+        if self._calls and self._streaming is None:
+            return self._request_calls()
+        return []
+
+    def call_id_for(self, name: str, arguments: Any) -> str | None:
+        """The tool use id of a ``tools/call`` that came without one, or None.
+
+        The CLI names the tool use in ``_meta["claudecode/toolUseId"]`` only for a message
+        it streamed; after its non-streaming fallback the call carries no id (measured on
+        2.1.197). It is then the earliest call of that tool, with those arguments, whose
+        ``tools/call`` has not come yet. Claims it.
+        """
+        for call in self._unclaimed:
+            if call.name != name:
+                continue
+            try:
+                value = json.loads(call.arguments or "{}")
+            except ValueError:
+                continue
+            if value == arguments:
+                self._unclaimed.remove(call)
+                return call.call_id
+        return None
 
     def _catch_up_call(self, block: dict[str, Any]) -> list[TurnEvent]:
         """The complete tool_use block is authoritative: a call the stream did not show
@@ -463,13 +522,17 @@ class Turn:
         if record.model == SYNTHETIC_MODEL:
             return []  # the CLI's error text; the result line reports the failure
         out: list[TurnEvent] = []
+        if record.message_id != self._streaming:
+            self._streaming = None  # a message the stream did not show (a fallback)
         if record.message_id is not None and self._shown is None:
             self._message_id = record.message_id
         for block in record.content:
             if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
                 out += self._catch_up_call(block)
                 continue
-            self._used_tools |= block.get("type") == "tool_use"
+            # StructuredOutput is how the answer is given, not a tool Claude Code ran.
+            self._used_tools |= block.get("type") == "tool_use" and not (
+                self.structured and block.get("name") == STRUCTURED_OUTPUT_TOOL)
             if self.structured:
                 continue
             if block.get("type") == "text" and isinstance(block.get("text"), str):

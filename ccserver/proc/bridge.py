@@ -16,6 +16,7 @@ import attrs
 
 from ccproto import (
     CallCancelled,
+    CallIdResolver,
     ControlRequest,
     ToolCallRequest,
     ToolSet,
@@ -39,9 +40,11 @@ class ToolBridge:
     #: The calls of the response that ended the last turn segment; their results are due.
     expected: tuple[str, ...] = ()
 
-    def on_control(self, request: ControlRequest) -> bytes | None:
-        """The line that answers ``request`` now, or None: a call to hold."""
-        reply = mcp_answer(request, self.tools)
+    def on_control(self, request: ControlRequest,
+                   call_ids: CallIdResolver | None = None) -> bytes | None:
+        """The line that answers ``request`` now, or None: a call to hold. ``call_ids``
+        names a call the CLI sent without its tool use id (`Turn.call_id_for`)."""
+        reply = mcp_answer(request, self.tools, call_ids)
         if isinstance(reply, ToolCallRequest):
             output = self.early.pop(reply.tool_use_id, None)
             if output is not None:

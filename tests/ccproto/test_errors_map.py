@@ -56,3 +56,17 @@ def test_the_cli_retry_delay_for_the_same_status_is_the_retry_after() -> None:
 def test_a_retry_line_without_a_usable_delay_is_ignored(raw: dict[str, object]) -> None:
     line = parse_record(r.api_retry(429) | raw)
     assert retry_delay(line) is None  # type: ignore[arg-type]
+
+
+def test_running_out_of_structured_output_retries_is_the_models_failure() -> None:
+    # client-tools reference §9: is_error, errors, no result text, no upstream status.
+    record = parse_record({"type": "result", "subtype": "error_max_structured_output_retries",
+                           "is_error": True, "stop_reason": "tool_use", "session_id": "s",
+                           "errors": ["Failed to provide valid structured output after 5 attempts"],
+                           "usage": {}})
+    assert isinstance(record, Result)
+    error = error_for_result(record)
+    assert error is not None
+    assert (error.status_hint, error.error_type, error.code) == (
+        502, "server_error", "structured_output_failed")
+    assert "requested schema" in error.message and "after 5 attempts" in error.message

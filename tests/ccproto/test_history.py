@@ -12,10 +12,13 @@ from ccproto import (
     HistoryMessage,
     fingerprint,
     munge_cwd,
+    new_turn_start,
     request_history,
     seed_transcript,
     seedable,
     structure_request,
+    tool_calls_part,
+    tool_results,
 )
 
 
@@ -89,3 +92,82 @@ def test_seed_transcript_is_a_chain_of_cli_session_lines() -> None:
 def test_munge_cwd_matches_the_cli() -> None:
     # Example measured in protocol reference §5.1.
     assert munge_cwd("/srv/work/a.b_c d") == "-srv-work-a-b-c-d"
+
+
+# ---- tool calls in the history ---------------------------------------------------------------
+
+def calling(arguments: str, content: Any = None, call_id: str = "call_1") -> dict[str, Any]:
+    return {"role": "assistant", "content": content, "tool_calls": [
+        {"id": call_id, "type": "function",
+         "function": {"name": "get_weather", "arguments": arguments}}]}
+
+
+def tool(text: str, call_id: str = "call_1") -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+
+ASK = {"role": "user", "content": "Weather in Paris?"}
+
+
+def test_reserialised_arguments_keep_the_fingerprint() -> None:
+    # LangChain parses the arguments and sends them back with its own whitespace and order.
+    ours = history(ASK, calling('{"city": "Paris", "unit": "c", "days": [1, 2]}'),
+                   tool("sunny"))
+    theirs = history(ASK, calling('{"days":[1,2],"unit":"c","city":"Paris"}'), tool("sunny"))
+    assert fingerprint(*ours) == fingerprint(*theirs)
+    other = history(ASK, calling('{"city": "Oslo", "unit": "c", "days": [1, 2]}'), tool("sunny"))
+    assert fingerprint(*ours) != fingerprint(*other)
+
+
+def test_arguments_that_are_not_json_are_compared_as_text() -> None:
+    a = history(ASK, calling("{not json"), tool("x"))
+    assert fingerprint(*a) == fingerprint(*history(ASK, calling("{not json"), tool("x")))
+    assert fingerprint(*a) != fingerprint(*history(ASK, calling("{not  json"), tool("x")))
+
+
+def test_null_and_empty_content_of_a_calling_message_are_the_same() -> None:
+    fingerprints = {fingerprint(*history(ASK, calling("{}", content), tool("x")))
+                    for content in (None, "", [])}
+    assert len(fingerprints) == 1
+    with_text = history(ASK, calling("{}", "Let me check."), tool("x"))
+    assert fingerprint(*with_text) not in fingerprints
+
+
+def test_the_tool_call_id_is_part_of_the_fingerprint() -> None:
+    a = history(ASK, calling("{}", call_id="call_1"), tool("x", "call_1"))
+    b = history(ASK, calling("{}", call_id="call_1"), tool("x", "call_2"))
+    c = history(ASK, calling("{}", call_id="call_2"), tool("x", "call_1"))
+    assert len({fingerprint(*a), fingerprint(*b), fingerprint(*c)}) == 3
+
+
+def test_tool_calls_part_is_canonical_json() -> None:
+    assert tool_calls_part([("c1", "f", '{"b": 1, "a": [1, 2]}'), ("c2", "g", "raw")]) == \
+        '[["c1","f",{"a":[1,2],"b":1}],["c2","g","raw"]]'
+
+
+def test_several_trailing_tool_messages_are_one_new_turn() -> None:
+    body = {"messages": [ASK, calling("{}"), tool("first"),
+                         {"role": "user", "content": "and?"},
+                         {"role": "assistant", "content": None, "tool_calls": [
+                             {"id": "a", "type": "function",
+                              "function": {"name": "f", "arguments": "{}"}},
+                             {"id": "b", "type": "function",
+                              "function": {"name": "g", "arguments": "{}"}}]},
+                         tool("result b", "b"),
+                         {"role": "tool", "tool_call_id": "a",
+                          "content": [{"type": "text", "text": "result"},
+                                      {"type": "text", "text": "a"}]}]}
+    request = structure_request(json.dumps(body).encode())
+    assert tool_results(request) == {"b": "result b", "a": "result\na"}
+    _, turns = request_history(request)
+    assert new_turn_start(turns) == 5 and [t.role for t in turns[5:]] == ["tool", "tool"]
+
+
+def test_without_trailing_tool_messages() -> None:
+    request = structure_request(json.dumps({"messages": [ASK, calling("{}"), tool("x"),
+                                                         {"role": "user", "content": "ok"}]}).encode())
+    assert tool_results(request) is None
+    _, turns = request_history(request)
+    assert new_turn_start(turns) == 3
+    assert new_turn_start(()) == 0
+    assert new_turn_start((HistoryMessage("tool", ()),)) == 0

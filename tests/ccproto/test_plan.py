@@ -162,3 +162,119 @@ def test_the_process_key_tells_different_processes_apart() -> None:
 def test_a_hand_built_invocation_keys_on_all_of_it() -> None:
     inv = Invocation(argv=("c", "--resume", "x"), env={"B": "2", "A": "1"}, stdin=b"", cwd="/")
     assert inv.process_key == (("c", "--resume", "x"), (("A", "1"), ("B", "2")))
+
+
+# ---- client tools and structured output ------------------------------------------------------
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TIME = {"type": "function", "function": {"name": "get_time"}}
+ASK = [{"role": "user", "content": "Weather?"}]
+
+
+def flag(inv: Any, name: str) -> str:
+    argv = list(inv.argv)
+    return argv[argv.index(name) + 1]  # type: ignore[no-any-return]
+
+
+def test_client_tools_get_an_in_band_mcp_server() -> None:
+    inv = plan(ASK, tools=[WEATHER])
+    assert inv.client_tools is not None and inv.client_tools.names == {"get_weather"}
+    server = inv.client_tools.server_name
+    assert json.loads(flag(inv, "--mcp-config")) == {
+        "mcpServers": {server: {"type": "sdk", "name": server}}}
+    assert flag(inv, "--allowedTools") == f"mcp__{server}"
+    assert flag(inv, "--tools") == ""  # Claude Code's own tools off by default
+    assert "--strict-mcp-config" in inv.argv
+    # No system message: a plain one replaces Claude Code's, which describes its tools.
+    assert "helpful assistant" in flag(inv, "--system-prompt")
+    assert "--append-system-prompt" not in inv.argv
+    assert inv.env["CLAUDE_AGENT_SDK_MCP_NO_PREFIX"] == "1"
+    assert "CLAUDE_CODE_EXTRA_BODY" not in inv.env
+    assert stdin_blocks(inv) == [{"type": "text", "text": "Weather?"}]
+
+
+def test_the_clients_system_prompt_replaces_claude_codes() -> None:
+    inv = plan([{"role": "system", "content": "You are a weather bot."}, *ASK], tools=[WEATHER])
+    assert flag(inv, "--system-prompt") == "You are a weather bot."
+
+
+def test_operator_tools_and_allow_rules_stay_next_to_the_bridge() -> None:
+    opts = PlanOptions(executable="c", cwd="/", allowed_tools=("Read",),
+                       tools_with_client_tools="Read", mcp_configs=("/etc/mcp.json",))
+    inv = plan(ASK, opts, tools=[WEATHER])
+    argv = list(inv.argv)
+    allowed = argv[argv.index("--allowedTools") + 1: argv.index("--allowedTools") + 3]
+    assert allowed == ["Read", f"mcp__{inv.client_tools.server_name}"]
+    assert flag(inv, "--tools") == "Read"
+    configs = argv[argv.index("--mcp-config") + 1: argv.index("--mcp-config") + 3]
+    assert configs[0] == "/etc/mcp.json" and json.loads(configs[1])["mcpServers"]
+
+
+def test_parallel_tool_calls_false_disables_parallel_use_for_the_process() -> None:
+    inv = plan(ASK, tools=[WEATHER], parallel_tool_calls=False)
+    assert json.loads(inv.env["CLAUDE_CODE_EXTRA_BODY"]) == {
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}}
+    assert inv.process_key != plan(ASK, tools=[WEATHER]).process_key
+
+
+def test_json_schema_and_json_object() -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": {
+        "type": "object", "required": ["b"], "properties": {"b": {"type": "integer"}, "a": {}}}}}
+    inv = plan(ASK, response_format=fmt)
+    assert flag(inv, "--json-schema") == \
+        '{"properties":{"a":{},"b":{"type":"integer"}},"required":["b"],"type":"object"}'
+    assert inv.output is not None and inv.client_tools is None
+    assert "--mcp-config" not in inv.argv
+    obj = plan(ASK, response_format={"type": "json_object"})
+    assert flag(obj, "--json-schema") == '{"type":"object"}'
+    assert "--json-schema" not in plan(ASK, response_format={"type": "text"}).argv
+
+
+def test_the_process_key_follows_the_tools_and_the_schema_not_the_choice() -> None:
+    def key(**fields: Any) -> Any:
+        return plan(ASK, **fields).process_key
+
+    base = key(tools=[WEATHER])
+    assert base == key(tools=[WEATHER], tool_choice="auto")
+    assert base == key(tools=[WEATHER], tool_choice="required")
+    assert base == key(tools=[WEATHER],
+                       tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert base != key(tools=[WEATHER, TIME])
+    assert base != key(tools=[TIME])
+    assert base != key()
+    fmt = {"type": "json_schema", "json_schema": {"schema": {"properties": {"a": {}}}}}
+    other = {"type": "json_schema", "json_schema": {"schema": {"properties": {"b": {}}}}}
+    assert key(response_format=fmt) != key(response_format=other) != key()
+
+
+@pytest.mark.parametrize(("choice", "nudge"), [
+    ("required", "(Respond by calling one of the provided tools.)"),
+    ({"type": "function", "function": {"name": "get_weather"}},
+     "(Respond by calling the tool get_weather.)"),
+])
+def test_a_forced_tool_choice_is_asked_for_in_the_turns_text(choice: Any, nudge: str) -> None:
+    # The CLI never sends tool_choice (reference §8): per turn, so in stdin only.
+    inv = plan(ASK, tools=[WEATHER], tool_choice=choice)
+    assert stdin_blocks(inv) == [{"type": "text", "text": "Weather?"},
+                                 {"type": "text", "text": nudge}]
+    assert nudge not in " ".join(inv.argv)
+
+
+def test_tool_choice_none_plans_no_tools() -> None:
+    inv = plan(ASK, tools=[WEATHER], tool_choice="none")
+    assert inv.client_tools is None and "--mcp-config" not in inv.argv
+    assert "CLAUDE_AGENT_SDK_MCP_NO_PREFIX" not in inv.env
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"response_format": {"type": "yaml"}}, "response_format.type"),
+    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+    ({"tools": [WEATHER, WEATHER]}, "tools[1].name"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+     "tool_choice"),
+])
+def test_bad_tools_and_formats_are_400s_with_their_param(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        plan(ASK, **fields)
+    assert info.value.status_hint == 400 and info.value.param == param

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -22,6 +24,11 @@ from ccproto import (
     SystemEvent,
     SystemInit,
     TextDelta,
+    TokenUsage,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallsRequested,
+    ToolCallStart,
     Turn,
     TurnEvent,
     TurnFailed,
@@ -282,3 +289,281 @@ def test_input_after_the_exit_is_a_protocol_error() -> None:
     assert info.value.status_hint == 502 and "state=ended" in info.value.message
     assert turn.state is TurnState.FAILED
     assert turn.feed(Exit(returncode=0, stderr_tail="")) == []  # and stays there
+
+
+# ---- client tools (client-tools reference §2, §12) and structured output (§9) --------------
+
+DATA = Path(__file__).parents[1] / "data" / "tools"
+CLIENT = frozenset({"get_weather", "get_time"})
+
+
+def sample(name: str) -> list[bytes]:
+    """A measured CLI stdout (the real 2.1.197 with the fake upstream), one line each."""
+    return (DATA / name).read_bytes().splitlines(keepends=True)
+
+
+def feed_all(turn: Turn, lines: list[dict[str, Any]]) -> list[TurnEvent]:
+    return [e for obj in lines for e in turn.feed(parse_record(obj))]
+
+
+def through_stream(turn: Turn, chunks: list[bytes], *, exit_: bool = True) -> list[TurnEvent]:
+    """Feed raw stdout bytes, cut into ``chunks``, through CLIStream into ``turn``."""
+    stream, out = CLIStream(), []
+
+    def drain() -> None:
+        while (event := stream.next_event()) is not NEED_DATA:
+            out.extend(turn.feed(event))  # type: ignore[arg-type]
+            if isinstance(event, Exit):
+                return
+
+    for chunk in chunks:
+        stream.receive_data(chunk)
+        drain()
+    if exit_:
+        stream.receive_data(b"")
+        stream.receive_exit(0)
+        drain()
+    return out
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(max(c, 0), len(data)) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    return [p for p in pieces if p]  # b"" would mean EOF
+
+
+def kinds(events: list[TurnEvent]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+def test_the_measured_two_round_flow() -> None:
+    # Text, a call, the client's result, a second call in the same CLI turn, the result,
+    # the final text (reference §2.4) [flow_sdk_two_rounds].
+    turn = Turn(client_tools=CLIENT)
+    events = through_stream(turn, sample("flow_sdk_two_rounds.stdout.jsonl"))
+    assert kinds(events) == [
+        "TextDelta", "TextDelta", "TextDelta", "ToolCallStart", "ToolCallDelta",
+        "ToolCallsRequested", "ToolCallStart", "ToolCallDelta", "ToolCallsRequested",
+        *["TextDelta"] * 7, "TurnFinished"]
+    assert texts(events[:3]) == ["Let ", "me ", "check."]
+    first, second = (e for e in events if isinstance(e, ToolCallsRequested))
+    assert first.calls == (ToolCall(call_id="toolu_F1", name="get_weather",
+                                    arguments='{"city": "Paris"}'),)
+    assert events[3] == ToolCallStart(index=0, call_id="toolu_F1", name="get_weather")
+    # Each response numbers its calls from 0.
+    assert events[6] == ToolCallStart(index=0, call_id="toolu_F2", name="get_time")
+    assert second.calls[0].call_id == "toolu_F2"
+    # Usage: message_start's input, message_delta's output, per response.
+    assert first.usage == second.usage == TokenUsage(input_tokens=10, output_tokens=5)
+    # The continuation starts its own response: no blank line in front.
+    assert "".join(texts(events[9:])) == "Paris is sunny and it is 09:00."
+    done = events[-1]
+    assert isinstance(done, TurnFinished) and done.stop_reason == "end_turn"
+    # The result counts all three API calls (30/15); the responses before had 20/10.
+    assert done.usage == TokenUsage(input_tokens=10, output_tokens=5)
+    assert not done.used_tools and turn.state is TurnState.ENDED
+
+
+@given(st.lists(st.integers(min_value=0, max_value=15_000), max_size=40))
+def test_any_split_of_the_bytes_gives_the_same_events(cuts: list[int]) -> None:
+    data = b"".join(sample("flow_sdk_two_rounds.stdout.jsonl"))
+    expected = through_stream(Turn(client_tools=CLIENT), [data])
+    assert through_stream(Turn(client_tools=CLIENT), split_at(data, cuts)) == expected
+
+
+def test_byte_by_byte_gives_the_same_events() -> None:
+    data = b"".join(sample("flow_sdk_two_rounds.stdout.jsonl"))
+    expected = through_stream(Turn(client_tools=CLIENT), [data])
+    assert through_stream(Turn(client_tools=CLIENT),
+                          [data[i:i + 1] for i in range(len(data))]) == expected
+
+
+def test_argument_fragments_join_into_the_calls_arguments() -> None:
+    turn = Turn(client_tools=CLIENT)
+    events = feed_all(turn, [
+        r.init(), r.usage_start("m1", input_tokens=12), r.block_start(), r.text_delta("Checking."),
+        r.block_stop(0), r.tool_start(1, "toolu_1", "get_weather"),
+        r.input_delta(1, '{"ci'), r.input_delta(1, 'ty": "Par'), r.input_delta(1, 'is"}'),
+        r.assistant("m1", r.tool_block("toolu_1", "get_weather", {"city": "Paris"})),
+        r.tools_call("get_weather", {"city": "Paris"}, "toolu_1"),
+        r.block_stop(1), r.message_delta("tool_use"), r.ev({"type": "message_stop"}),
+    ])
+    assert kinds(events) == ["TextDelta", "ToolCallStart", *["ToolCallDelta"] * 3,
+                             "ToolCallsRequested"]
+    assert [e.arguments for e in events if isinstance(e, ToolCallDelta)] == [
+        '{"ci', 'ty": "Par', 'is"}']
+    (call,) = events[-1].calls  # type: ignore[union-attr]
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    assert events[-1].usage == TokenUsage(input_tokens=12, output_tokens=3)  # type: ignore[union-attr]
+    assert turn.outcome is None and turn.state is TurnState.RUNNING  # waiting for results
+
+
+def test_parallel_calls_of_one_message() -> None:
+    turn = Turn(client_tools=CLIENT)
+    events = feed_all(turn, [
+        r.init(), r.usage_start("m1"),
+        r.tool_start(0, "toolu_A", "get_weather"), r.input_delta(0, '{"city":"Paris"}'),
+        r.assistant("m1", r.tool_block("toolu_A", "get_weather", {"city": "Paris"})),
+        r.tools_call("get_weather", {"city": "Paris"}, "toolu_A"), r.block_stop(0),
+        r.tool_start(1, "toolu_B", "get_time"), r.input_delta(1, '{"city":'),
+        r.input_delta(1, '"Oslo"}'),
+        r.assistant("m1", r.tool_block("toolu_B", "get_time", {"city": "Oslo"})),
+        r.tools_call("get_time", {"city": "Oslo"}, "toolu_B", rpc_id=3), r.block_stop(1),
+        r.message_delta("tool_use"),
+    ])
+    assert [e for e in events if isinstance(e, ToolCallStart)] == [
+        ToolCallStart(index=0, call_id="toolu_A", name="get_weather"),
+        ToolCallStart(index=1, call_id="toolu_B", name="get_time")]
+    assert [(d.index, d.arguments) for d in events if isinstance(d, ToolCallDelta)] == [
+        (0, '{"city":"Paris"}'), (1, '{"city":'), (1, '"Oslo"}')]
+    assert events[-1] == ToolCallsRequested(calls=(
+        ToolCall(call_id="toolu_A", name="get_weather", arguments='{"city":"Paris"}'),
+        ToolCall(call_id="toolu_B", name="get_time", arguments='{"city":"Oslo"}')),
+        usage=TokenUsage(input_tokens=10, output_tokens=3))
+
+
+def test_results_in_completion_order_then_the_answer() -> None:
+    turn = Turn(client_tools=CLIENT)
+    feed_all(turn, [r.init(), r.usage_start("m1"), r.tool_start(0, "toolu_A", "get_weather"),
+                    r.tool_start(1, "toolu_B", "get_time"), r.message_delta("tool_use")])
+    events = feed_all(turn, [r.tool_result_user("toolu_B", "noon"),
+                             r.tool_result_user("toolu_A", "sunny"),
+                             *r.streamed_message("m2", "Sunny", " at noon."),
+                             r.result(usage={"input_tokens": 30, "output_tokens": 9})])
+    assert texts(events) == ["Sunny", " at noon."]
+    assert events[-1] == TurnFinished(stop_reason="end_turn", session_id=r.SID, cost_usd=0.01,
+                                      result_text="ok", usage=TokenUsage(input_tokens=20,
+                                                                         output_tokens=6))
+
+
+def test_a_call_without_input_streams_an_empty_object() -> None:
+    turn = Turn(client_tools=frozenset({"now"}))
+    events = feed_all(turn, [r.init(), r.usage_start("m1"), r.tool_start(0, "toolu_N", "now"),
+                             r.block_stop(0), r.message_delta("tool_use")])
+    assert kinds(events) == ["ToolCallStart", "ToolCallDelta", "ToolCallsRequested"]
+    assert events[1] == ToolCallDelta(index=0, arguments="{}")
+    assert events[2].calls[0].arguments == "{}"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["Bash", "StructuredOutput", "get_weather_v2"])
+def test_other_tools_are_not_client_calls(name: str) -> None:
+    turn = Turn(client_tools=CLIENT)
+    events = feed_all(turn, [
+        r.init(), *r.streamed_message("m1", "Let me look.")[:-3],
+        r.tool_start(1, "toolu_X", name), r.input_delta(1, "{}"),
+        r.assistant("m1", r.tool_block("toolu_X", name, {})),
+        r.message_delta("tool_use"), r.tool_result_user("toolu_X", "done"),
+        *r.streamed_message("m2", "Done."), r.result()])
+    assert kinds(events) == ["TextDelta", "TextDelta", "TurnFinished"]
+    assert texts(events) == ["Let me look.", "\n\nDone."]
+    assert events[-1].used_tools  # type: ignore[union-attr]
+
+
+def test_calls_known_only_from_assistant_lines_end_at_the_first_tools_call() -> None:
+    # No stream events at all (the CLI's non-streaming fallback): the complete blocks are
+    # the calls; the tools/call that follows ends the response.
+    turn = Turn(client_tools=CLIENT)
+    events = feed_all(turn, [
+        r.init(), r.assistant("m1", r.text_block("Checking.")),
+        r.assistant("m1", r.tool_block("toolu_A", "get_weather", {"city": "Paris"})),
+    ])
+    assert kinds(events) == ["TextDelta", "ToolCallStart", "ToolCallDelta"]
+    assert events[2] == ToolCallDelta(index=0, arguments='{"city":"Paris"}')
+    events = feed_all(turn, [r.tools_call("get_weather", {"city": "Paris"}, "toolu_A")])
+    assert kinds(events) == ["ToolCallsRequested"]
+
+
+def test_the_measured_fallback_calls_without_tool_use_ids() -> None:
+    # Measured: the stream dropped after "Let me "; the CLI fetched the message again
+    # without streaming, printed it as assistant lines (no message_delta) and sent each
+    # tools/call without _meta["claudecode/toolUseId"].
+    turn = Turn(client_tools=CLIENT)
+    lines = sample("fallback_without_tool_use_ids.stdout.jsonl")
+    events, resolved = [], []
+    for raw in lines:
+        record = parse_record(json.loads(raw))
+        if isinstance(record, ControlRequest) and record.request["message"]["method"] == \
+                "tools/call":
+            params = record.request["message"]["params"]
+            assert "claudecode/toolUseId" not in params["_meta"]
+            resolved.append(turn.call_id_for(params["name"], params["arguments"]))
+        events += turn.feed(record)
+    assert kinds(events) == ["TextDelta", "TextDelta", "ToolCallStart", "ToolCallDelta",
+                             "ToolCallStart", "ToolCallDelta", "ToolCallsRequested"]
+    assert "".join(texts(events)) == "Let me check the weather."
+    requested = events[-1]
+    assert isinstance(requested, ToolCallsRequested)
+    assert [(c.call_id, c.name, json.loads(c.arguments)) for c in requested.calls] == [
+        ("toolu_A", "get_weather", {"city": "Paris"}), ("toolu_B", "get_time", {"city": "Paris"})]
+    assert resolved == ["toolu_A", "toolu_B"]
+
+
+def test_call_id_for_claims_each_call_once_by_name_and_arguments() -> None:
+    turn = Turn(client_tools=CLIENT)
+    feed_all(turn, [
+        r.init(),
+        r.assistant("m1", r.tool_block("t1", "get_weather", {"city": "Paris"})),
+        r.assistant("m1", r.tool_block("t2", "get_weather", {"city": "Oslo"})),
+        r.assistant("m1", r.tool_block("t3", "get_weather", {"city": "Paris"})),
+    ])
+    assert turn.call_id_for("get_time", {"city": "Paris"}) is None
+    assert turn.call_id_for("get_weather", {"city": "Oslo"}) == "t2"
+    assert turn.call_id_for("get_weather", {"city": "Paris"}) == "t1"
+    assert turn.call_id_for("get_weather", {"city": "Paris"}) == "t3"
+    assert turn.call_id_for("get_weather", {"city": "Paris"}) is None
+
+
+def test_a_tools_call_with_its_id_is_no_longer_claimable() -> None:
+    turn = Turn(client_tools=CLIENT)
+    feed_all(turn, [r.init(), r.assistant("m1", r.tool_block("t1", "get_time", {})),
+                    r.tools_call("get_time", {}, "t1")])
+    assert turn.call_id_for("get_time", {}) is None
+
+
+# Structured output: the CLI's StructuredOutput tool [js_flag_2].
+
+def structured_run(result: dict[str, Any]) -> tuple[Turn, list[TurnEvent]]:
+    turn = Turn(structured=True)
+    events = feed_all(turn, [
+        r.init(), *r.streamed_message("m1", "Here you ", "go.")[:-3],
+        r.tool_start(1, "toolu_S", "StructuredOutput"), r.input_delta(1, '{"name":"Bob","age":4}'),
+        r.assistant("m1", r.tool_block("toolu_S", "StructuredOutput", {"name": "Bob", "age": 4})),
+        r.message_delta("tool_use"),
+        {"type": "user", "message": {"role": "user", "content": [
+            {"tool_use_id": "toolu_S", "type": "tool_result",
+             "content": "Structured output provided successfully"}]}},
+        result])
+    return turn, [*events, *turn.feed(Exit(returncode=0, stderr_tail=""))]
+
+
+def test_structured_output_is_the_content_sent_whole_at_the_end() -> None:
+    ok = r.result(text='{"name":"Bob","age":4}', stop_reason="tool_use") | {
+        "structured_output": {"name": "Bob", "age": 4, "note": "é"}}
+    turn, events = structured_run(ok)
+    assert kinds(events) == ["TextDelta", "TurnFinished"]  # the model's text is no content
+    assert events[0] == TextDelta('{"name":"Bob","age":4,"note":"é"}')
+    done = events[1]
+    assert isinstance(done, TurnFinished) and done.stop_reason == "end_turn"
+    assert not done.used_tools  # StructuredOutput is the answer, not a tool run
+    assert turn.state is TurnState.ENDED
+
+
+def test_a_structured_turn_without_the_object_fails() -> None:
+    # A model that answers in text twice ends "success" without structured_output (§9).
+    _, events = structured_run(r.result(text="Sorry, here is prose."))
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed)
+    assert (failed.error.status_hint, failed.error.code) == (502, "structured_output_failed")
+    assert failed.error.error_type == "server_error"
+
+
+def test_a_structured_turn_that_ran_out_of_retries_fails_the_same_way() -> None:
+    gave_up = {"type": "result", "subtype": "error_max_structured_output_retries",
+               "is_error": True, "num_turns": 6, "stop_reason": "tool_use", "session_id": r.SID,
+               "total_cost_usd": 0.0007, "usage": {"input_tokens": 40, "output_tokens": 20},
+               "errors": ["Failed to provide valid structured output after 5 attempts"]}
+    _, events = structured_run(gave_up)
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed)
+    assert (failed.error.status_hint, failed.error.code) == (502, "structured_output_failed")
+    assert "after 5 attempts" in failed.error.message and not failed.error.retryable

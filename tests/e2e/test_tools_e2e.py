@@ -237,3 +237,32 @@ def test_two_rounds_of_calls_in_one_turn_and_a_next_turn(stack: tuple[FakeAPI, G
     after = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
     assert after.choices[0].message.content == "You are welcome."
     assert after.conversation_id == final.conversation_id  # type: ignore[attr-defined]
+
+
+def test_calls_after_a_broken_stream_are_the_clients(stack: tuple[FakeAPI, Gateway]) -> None:
+    # The stream drops; the CLI fetches the message again without streaming, prints it as
+    # assistant lines (no message_delta) and calls the tools without their tool use ids.
+    fake, gw = stack
+    api = client(gw)
+    script = directive(steps=[
+        {"text": "Let me check the weather.", "drop_after": 1, "times": 1,
+         "tool_uses": [{"name": "get_weather", "input": {"city": "Paris"}},
+                       {"name": "get_time", "input": {"city": "Paris"}}]},
+        {"text": "Sunny, and it is noon."}])
+    messages: list[Any] = [{"role": "user", "content": "Both? " + script}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "Let me check the weather."
+    calls = choice.message.tool_calls or []
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris"}), ("get_time", {"city": "Paris"})]
+    messages.append(choice.message)
+    messages += [{"role": "tool", "tool_call_id": c.id, "content": f"result of {c.function.name}"}
+                 for c in calls]
+    second = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
+    assert second.choices[0].message.content == "Sunny, and it is noon."
+    results = _tool_results(fake.messages_requests()[-1])
+    assert {r["tool_use_id"]: json.dumps(r["content"]) for r in results}.keys() == \
+        {c.id for c in calls}
+    assert all("result of" in json.dumps(r["content"]) for r in results)

@@ -76,3 +76,48 @@ def streamed_message(mid: str, *pieces: str, stop: str = "end_turn") -> list[dic
             assistant(mid, text_block("".join(pieces))),
             ev({"type": "content_block_stop", "index": 0}), message_delta(stop),
             ev({"type": "message_stop"})]
+
+
+def usage_start(mid: str, input_tokens: int = 10, output_tokens: int = 1) -> dict[str, Any]:
+    """message_start with the usage the API reports there."""
+    return ev({"type": "message_start", "message": {
+        "id": mid, "model": "claude-sonnet-5",
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                  "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}})
+
+
+def tool_start(index: int, tool_id: str, name: str) -> dict[str, Any]:
+    return ev({"type": "content_block_start", "index": index,
+               "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}})
+
+
+def input_delta(index: int, fragment: str) -> dict[str, Any]:
+    return ev({"type": "content_block_delta", "index": index,
+               "delta": {"type": "input_json_delta", "partial_json": fragment}})
+
+
+def block_stop(index: int) -> dict[str, Any]:
+    return ev({"type": "content_block_stop", "index": index})
+
+
+def tool_block(tool_id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": input}
+
+
+def tools_call(name: str, arguments: dict[str, Any], tool_id: str | None, rpc_id: int = 2,
+               request_id: str = "req-call") -> dict[str, Any]:
+    """The in-band MCP server's tools/call (client-tools reference §1.1)."""
+    meta: dict[str, Any] = {"progressToken": rpc_id}
+    if tool_id is not None:
+        meta["claudecode/toolUseId"] = tool_id
+    return {"type": "control_request", "request_id": request_id, "request": {
+        "subtype": "mcp_message", "server_name": "c1", "message": {
+            "method": "tools/call", "params": {"name": name, "arguments": arguments,
+                                               "_meta": meta},
+            "jsonrpc": "2.0", "id": rpc_id}}}
+
+
+def tool_result_user(tool_id: str, text: str) -> dict[str, Any]:
+    return {"type": "user", "message": {"role": "user", "content": [
+        {"tool_use_id": tool_id, "type": "tool_result", "content": [{"type": "text", "text": text}]}]},
+        "parent_tool_use_id": None, "session_id": SID}
