@@ -210,6 +210,24 @@ async def test_room_is_made_by_retiring_an_idle_process_and_waiting(tmp_path: Pa
             assert pool.stats()["bound"] == 1 and not second.dead.is_set()
 
 
+async def test_a_conversation_waits_for_its_killed_process(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        pool = Pool(size=0, idle_seconds=60, max_processes=4, limits=LIMITS, hold_seconds=0.2)
+        async with running(pool):
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                process.paused = cast(Any, object())
+                await lease.give_back(good=True)
+            # The upkeep kills it at its hold deadline; the conversation's next turn must
+            # not start another process on its session before this one is reaped.
+            while pool.stats()["killed"] == 0:
+                await trio.sleep(0)  # at once: the process is then still being reaped
+            async with pool.lease() as lease:
+                await lease.take_bound("c1", process.shape)
+                assert process.dead.is_set() and lease.process is None
+
+
 async def test_an_unused_promise_and_process_are_given_back(tmp_path: Path) -> None:
     with trio.fail_after(GUARD):
         async with running(new_pool(max_processes=1)) as pool:
