@@ -9,8 +9,11 @@ The books hold the **idle** processes: *warm* ones (started for a conversation t
 not exist yet) and *bound* ones (kept for their conversation's next turn), and the new
 processes *promised* to turns that made room for one and have not started it yet. A busy
 process is in no book: its turn holds it (`Lease`). A *held* process waits, mid-turn, for
-its client's tool results: it is its conversation's like a bound one, but never retired
-to make room (that would throw the turn away); only its hold deadline ends it.
+its client's tool results: it is its conversation's like a bound one, and makes room only
+when no warm or bound one is left (it is killed then, as at its hold deadline, and its
+conversation goes on from its session). Clients often never send those results: an agent
+framework's run that ends on a call (pydantic-ai's ``final_result`` output tool, the Agents
+SDK's ``StopAtTools``) leaves one held process per run, which must not outgrow the cap.
 
 The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
 starting, exiting: the host's ``live``) plus the promised ones, and a process retired to
@@ -81,11 +84,13 @@ class Books:
         ``new_process``, which is then promised); they leave the books now.
 
         Warm ones go first (they are only a head start, and refill), then the
-        conversations' processes, longest idle first. When every process is busy nothing
-        can go: `Admission` bounds the busy ones below the cap.
+        conversations' idle processes, longest idle first, then held ones, longest held
+        first (the caller kills those: see `Lease.make_room`). When every process is busy
+        nothing can go: `Admission` bounds the busy ones below the cap.
         """
         needed = 1 if new_process else 0
-        idle = [*self.warm, *sorted(self.bound.values(), key=lambda p: p.idle_since)]
+        idle = [*self.warm, *sorted(self.bound.values(), key=lambda p: p.idle_since),
+                *sorted(self.held.values(), key=lambda p: p.idle_since)]
         retired = idle[:max(0, self.hosted(live) + needed - self.max_processes)]
         for process in retired:
             self.drop(process)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import agents as oa
+import httpx
 import pydantic
 import pydantic_ai as pa
 import pytest
@@ -27,7 +28,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 
 from tests.support.e2e import directive, gateway_env
 from tests.support.fakeapi import FakeAPI, running_fakeapi
-from tests.support.gateway import Gateway, running_gateway
+from tests.support.gateway import Gateway, process_tree, running_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -247,6 +248,36 @@ def test_pydantic_ai_message_history(stack: tuple[FakeAPI, Gateway]) -> None:
     assert calls == ["weather:Paris", "weather:Lyon"]
     results = [result_text(r) for r in tool_results(fake, f"Lyon ({token})")]
     assert results[-1] == f"sunny, 21C in Lyon ({token})"
+
+
+def test_pydantic_ai_output_runs_stay_under_the_process_cap(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A run that ends on ``final_result`` never sends that call's result, so each leaves
+    its CLI held for the call: the cap must still bound them (the oldest is killed to
+    make room), and the conversation goes on from its session when it comes back."""
+    tmp = tmp_path_factory.mktemp("agents-cap")
+    with running_fakeapi(tmp) as fake:
+        env = gateway_env(fake, tmp, server__sse_keepalive_seconds="600", pool__size="0",
+                          claude__max_concurrent_sessions="2")
+        with running_gateway(env) as gw:
+            async def body(client: AsyncOpenAI) -> tuple[list[City], City]:
+                agent = pa.Agent(pai_model(client), output_type=City)
+                runs = [await agent.run(f"City {i}? " + directive(
+                    tool_use={"name": "final_result", "input": {**PARIS, "population": i}}))
+                    for i in range(4)]
+                again = await agent.run("Again? " + directive(
+                    tool_use={"name": "final_result", "input": PARIS}),
+                    message_history=runs[0].all_messages())
+                return [r.output for r in runs], again.output
+
+            outputs, again = run(gw, body)
+            assert outputs == [City(**{**PARIS, "population": i}) for i in range(4)]
+            assert again == City(**PARIS)
+            pool = httpx.get(gw.base_url + "/stats").json()["pool"]
+            assert pool["warm"] + pool["bound"] + pool["held"] <= 2
+            assert pool["killed"] >= 3
+            clis = [cmd for cmd in process_tree(gw.proc.pid).values() if "claude" in cmd]
+            assert len(clis) <= 2, clis
 
 
 # --- OpenAI Agents SDK ----------------------------------------------------------------------
