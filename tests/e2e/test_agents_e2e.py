@@ -15,7 +15,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import agents as oa
 import httpx
@@ -42,6 +42,24 @@ class City(pydantic.BaseModel):
 
 
 PARIS = {"name": "Paris", "country": "France", "population": 2_100_000}
+
+
+class Address(pydantic.BaseModel):
+    street: str
+    zip: str | None = None
+
+
+class Person(pydantic.BaseModel):
+    """Nested models: ``$defs`` and ``$ref`` in the schema, nullable fields, an enum."""
+
+    name: str
+    kind: Literal["tenant", "owner"]
+    home: Address
+    others: list[Address] = []
+
+
+ANN = {"name": "Ann", "kind": "owner", "home": {"street": "Main St", "zip": None},
+       "others": [{"street": "Side St", "zip": "75001"}]}
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +244,19 @@ def test_pydantic_ai_response_format_output(stack: tuple[FakeAPI, Gateway], mode
     assert "StructuredOutput" in names
 
 
+def test_pydantic_ai_union_output(stack: tuple[FakeAPI, Gateway]) -> None:
+    """A union output_type is one output tool per member (``final_result_City``), with
+    nested schemas (``$defs``)."""
+    _, gw = stack
+    script = directive(tool_use={"name": "final_result_City", "input": PARIS})
+
+    async def body(client: AsyncOpenAI) -> Person | City:
+        agent = pa.Agent(pai_model(client), output_type=[Person, City])
+        return (await agent.run("Who or where? " + script)).output
+
+    assert run(gw, body) == City(**PARIS)
+
+
 def test_pydantic_ai_message_history(stack: tuple[FakeAPI, Gateway]) -> None:
     """A second run continues the first from its messages (tool calls and results among
     them, resent with null content)."""
@@ -377,6 +408,31 @@ def test_agents_sdk_structured_output(stack: tuple[FakeAPI, Gateway], stream: bo
     assert calls == ["weather:Paris"]
     (result,) = tool_results(fake, token)
     assert result_text(result) == f"sunny, 21C in Paris ({token})"
+
+
+def test_agents_sdk_nested_schemas(stack: tuple[FakeAPI, Gateway]) -> None:
+    """Strict schemas with ``$defs``/``$ref`` and nullable fields, in a tool's parameters
+    and in ``output_type``."""
+    _, gw = stack
+    saved: list[Person] = []
+
+    @oa.function_tool
+    def save(person: Person, note: str | None) -> str:
+        """Save a person."""
+        saved.append(person)
+        return "saved"
+
+    script = directive(steps=[
+        {"tool_use": {"name": "save", "input": {"person": ANN, "note": None}}},
+        {"tool_use": {"name": "StructuredOutput", "input": ANN}}])
+
+    async def body(client: AsyncOpenAI) -> Any:
+        agent = oa.Agent(name="people", model=sdk_model(client), tools=[save],
+                         output_type=Person)
+        return (await sdk_run(agent, "Save Ann. " + script, stream=False)).final_output
+
+    assert run(gw, body) == Person(**ANN)
+    assert saved == [Person(**ANN)]
 
 
 def test_agents_sdk_handoff(stack: tuple[FakeAPI, Gateway]) -> None:
