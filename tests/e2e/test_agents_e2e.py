@@ -277,8 +277,10 @@ def test_pydantic_ai_message_history(stack: tuple[FakeAPI, Gateway]) -> None:
 
     assert run(gw, body) == ("It is sunny in Paris.", "Lyon is sunny too.")
     assert calls == ["weather:Paris", "weather:Lyon"]
+    # The second run continued the first's conversation: both results are genuine
+    # tool_result blocks upstream, not quoted history.
     results = [result_text(r) for r in tool_results(fake, f"Lyon ({token})")]
-    assert results[-1] == f"sunny, 21C in Lyon ({token})"
+    assert results == [f"sunny, 21C in Paris ({token})", f"sunny, 21C in Lyon ({token})"]
 
 
 def test_pydantic_ai_output_runs_stay_under_the_process_cap(
