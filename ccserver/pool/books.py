@@ -9,9 +9,11 @@ The books hold the **idle** processes: *warm* ones (started for a conversation t
 not exist yet) and *bound* ones (kept for their conversation's next turn), and the new
 processes *promised* to turns that made room for one and have not started it yet. A busy
 process is in no book: its turn holds it (`Lease`). A *held* process waits, mid-turn, for
-its client's tool results: it is its conversation's like a bound one, but it makes room
-only when no idle process is left (its turn is thrown away, though its conversation goes
-on from its session), and otherwise lives until its hold deadline.
+its client's tool results: it is its conversation's like a bound one, and makes room only
+when no warm or bound one is left (it is killed then, as at its hold deadline, and its
+conversation goes on from its session). Clients often never send those results: an agent
+framework's run that ends on a call (pydantic-ai's ``final_result`` output tool, the Agents
+SDK's ``StopAtTools``) leaves one held process per run, which must not outgrow the cap.
 
 The cap (``claude.max_concurrent_sessions``) counts every hosted process (busy, idle,
 starting, exiting: the host's ``live``) plus the promised ones, and a process retired to
@@ -82,8 +84,8 @@ class Books:
         ``new_process``, which is then promised); they leave the books now.
 
         Warm ones go first (they are only a head start, and refill), then the
-        conversations' processes, longest idle first, then held ones, longest held first
-        (held processes count against the cap like any other). When every process is busy
+        conversations' idle processes, longest idle first, then held ones, longest held
+        first (the caller kills those: see `Lease.make_room`). When every process is busy
         nothing can go: `Admission` bounds the busy ones below the cap.
         """
         needed = 1 if new_process else 0

@@ -4,8 +4,8 @@ reference §6.2), killed, or exits; then it is reaped with everything it started
 
 The host decides nothing about which process serves which turn: `Pool` owns it and keeps
 those books. The host tells the pool when a process is gone (``on_gone``), so a process
-that died by itself leaves the pool's books too. A retired process is *exiting* until it
-is reaped; the pool waits for a conversation's exiting process before another one writes
+that died by itself leaves the pool's books too. A retired or killed process is *exiting*
+until it is reaped; the pool waits for a conversation's exiting process before another one writes
 that conversation's session.
 """
 
@@ -43,7 +43,7 @@ class ProcessHost:
         self._nursery: trio.Nursery | None = None
         self.spawning = 0  # processes being started
         self._live: set[PooledProcess] = set()
-        # Retired processes still exiting, by conversation: its next turn waits for them.
+        # Retired or killed processes still exiting, by conversation: its next turn waits.
         self._exiting: dict[str, PooledProcess] = {}
         #: "retired" and "killed", for the pool's stats.
         self.counters: Counter[str] = Counter()
@@ -54,7 +54,7 @@ class ProcessHost:
         return len(self._live)
 
     def exiting(self, conversation_id: str) -> PooledProcess | None:
-        """The conversation's retired process that has not exited yet, if any."""
+        """The conversation's retired or killed process that has not exited yet, if any."""
         return self._exiting.get(conversation_id)
 
     @asynccontextmanager
@@ -124,9 +124,9 @@ class ProcessHost:
             process.lifetime.cancel()
 
     def kill(self, process: PooledProcess) -> None:
+        """Cancel its lifetime; it is *exiting* until reaped, as a retired one is."""
         self.counters["killed"] += 1
         if not process.dead.is_set():
-            # Exiting too: its conversation's next process waits until it is reaped.
             self._exiting[process.conversation_id] = process
         process.lifetime.cancel()
 

@@ -61,12 +61,13 @@ class Lease:
 
     async def make_room(self) -> None:
         """Retire idle processes until the cap has room for this turn (a new process,
-        if it has none), and wait for them to exit."""
+        if it has none), and wait for them to exit. A held one is killed: on EOF the CLI
+        would fail its calls and call the API once more for nobody."""
         retired = self._books.make_room(self._host.live, new_process=self.process is None)
         self._promised = self.process is None
         for process in retired:
             if process.paused is not None:
-                self._host.kill(process)  # EOF would make the CLI call the API for nobody
+                self._host.kill(process)
             else:
                 self._host.retire(process)
         for process in retired:

@@ -128,6 +128,21 @@ def test_a_promise_released_frees_its_place_under_the_cap() -> None:
     assert books.promised == 0
 
 
+def test_held_processes_make_room_last_and_longest_held_first() -> None:
+    # An agent framework's run that ends on a tool call never sends its result: held
+    # processes pile up, and the cap must still bound them.
+    w, b = idle("w"), idle("b", since=9.0)
+    old, new = idle("old", since=1.0), idle("new", since=5.0)
+    books = books_with(4, [w], [b])
+    books.held.update({"new": new, "old": old})
+    assert books.make_room(4, new_process=True) == [w]
+    books.gone(w)
+    assert books.make_room(3, new_process=True) == [b]
+    books.gone(b)
+    assert books.make_room(2, new_process=True) == [old]
+    assert books.held == {"new": new}
+
+
 def test_warm_process_is_taken_by_shape_and_only_alive() -> None:
     dead, other, good = idle("d", alive=False), idle("o", shape="b"), idle("g")
     books = books_with(9, [dead, other, good], [])
@@ -240,6 +255,46 @@ async def test_room_is_made_by_retiring_an_idle_process_and_waiting(tmp_path: Pa
                 second = await lease.start(plan("c2", cwd=tmp_path))
                 await lease.give_back(good=True)
             assert pool.stats()["bound"] == 1 and not second.dead.is_set()
+
+
+async def test_room_is_made_by_killing_a_held_process_when_none_is_idle(tmp_path: Path
+                                                                          ) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_processes=1)) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                held = await lease.start(plan("c1", cwd=tmp_path))
+                held.paused = cast(Any, object())  # its turn waits for tool results
+                await lease.give_back(good=True)
+            assert pool.stats()["held"] == 1
+            async with pool.lease() as lease:
+                await lease.take_bound("c2", "no such shape")
+                await lease.make_room()
+                # Killed (EOF would make the CLI fail its calls and call the API once
+                # more) and gone before the new one starts.
+                assert held.dead.is_set()
+                assert pool.stats()["killed"] == 1 and pool.stats()["retired"] == 0
+                await lease.start(plan("c2", cwd=tmp_path))
+                await lease.give_back(good=True)
+            assert pool.stats()["held"] == 0 and pool.stats()["bound"] == 1
+
+
+async def test_a_conversation_waits_for_its_killed_process(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        pool = Pool(size=0, idle_seconds=60, max_processes=4, limits=LIMITS, hold_seconds=0.2)
+        async with running(pool):
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                process.paused = cast(Any, object())
+                await lease.give_back(good=True)
+            # The upkeep kills it at its hold deadline; the conversation's next turn must
+            # not start another process on its session before this one is reaped.
+            while pool.stats()["killed"] == 0:
+                await trio.sleep(0)  # at once: the process is then still being reaped
+            async with pool.lease() as lease:
+                await lease.take_bound("c1", process.shape)
+                assert process.dead.is_set() and lease.process is None
 
 
 async def test_an_unused_promise_and_process_are_given_back(tmp_path: Path) -> None:
