@@ -305,8 +305,8 @@ def output_format(response_format: Any, param: str = "response_format"
         # Chat nests it under "json_schema"; Responses' text.format is flat.
         spec = response_format.get("json_schema", response_format)
         where = f"{param}.json_schema" if "json_schema" in response_format else param
-        if spec is response_format and "schema" not in spec:
-            # Neither form: Chat's (the usual one) is what is missing.
+        if spec is response_format and "schema" not in spec and param == "response_format":
+            # Chat's form is nested: that is what is missing (Responses' is flat).
             raise InvalidRequestError(f"Missing required parameter: '{param}.json_schema'.",
                                       param=f"{param}.json_schema",
                                       code="missing_required_parameter")

@@ -79,17 +79,6 @@ def held(conversation_id: str, *, since: float = 0.0) -> PooledProcess:
     return process
 
 
-def test_held_processes_make_room_only_after_every_idle_one() -> None:
-    h_old, h_new = held("h_old", since=0.0), held("h_new", since=2.0)
-    b = idle("b", since=9.0)
-    books = books_with(3, [], [b])
-    books.held.update({"h_old": h_old, "h_new": h_new})
-    assert books.make_room(3, new_process=True) == [b]  # idle first, however recent
-    books.gone(b)
-    assert books.make_room(2, new_process=True) == [h_old]  # then the longest held
-    assert books.held == {"h_new": h_new}
-
-
 def test_a_paused_turn_keeps_its_process_held_and_its_next_request_takes_it() -> None:
     books = Books(4)
     process = held("c")
