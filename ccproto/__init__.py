@@ -31,7 +31,6 @@ from .history import (
     HistoryMessage,
     fingerprint,
     munge_cwd,
-    new_turn_start,
     request_history,
     seed_transcript,
     seedable,
@@ -72,7 +71,7 @@ from .plan import (
     resuming_answered_calls,
 )
 from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
-from .prompt import Prompt, build_prompt, user_line
+from .prompt import Prompt, build_prompt, new_turn_start, user_line
 from .responses import ResponseBuilder, responses_usage
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
 from .sse import DONE, KEEPALIVE, encode_data, encode_event

@@ -24,12 +24,12 @@ from typing import Any
 import attrs
 
 from .openai_types import ChatCompletionRequest, ImagePart, Message, TextPart
+from .prompt import RESULT_ROLES, new_turn_start
 
 __all__ = [
     "HistoryMessage",
     "fingerprint",
     "munge_cwd",
-    "new_turn_start",
     "request_history",
     "seed_transcript",
     "seedable",
@@ -100,7 +100,7 @@ def request_history(
         parts = _parts(message)
         if message.tool_calls:
             parts += (("tool_calls", tool_calls_part(_client_calls(message.tool_calls))),)
-        if message.role in ("tool", "function"):
+        if message.role in RESULT_ROLES:
             parts += (("tool_call_id", message.tool_call_id or message.name or ""),)
         messages.append(HistoryMessage(message.role, parts))
     return "\n\n".join(system) or None, tuple(messages)
@@ -133,28 +133,14 @@ def tool_calls_part(calls: Sequence[tuple[str, str, str]]) -> str:
 
 
 def tool_results(request: ChatCompletionRequest) -> dict[str, str] | None:
-    """The results the request's trailing tool messages carry, by ``tool_call_id`` (the
-    text of each), or None when its last message is not a tool result."""
-    results: dict[str, str] = {}
-    for message in reversed(request.messages):
-        if message.role not in _RESULT_ROLES:
-            break
-        text = "\n".join(value for kind, value in _parts(message) if kind == "text")
-        results[message.tool_call_id or message.name or ""] = text
-    return dict(reversed(results.items())) if results else None
-
-
-def new_turn_start(messages: Sequence[HistoryMessage]) -> int:
-    """Where a request's new turn begins: its last message, or the trailing tool results
-    together (they answer one message's calls)."""
-    start = len(messages) - 1
-    while start > 0 and messages[start].role in _RESULT_ROLES and \
-            messages[start - 1].role in _RESULT_ROLES:
-        start -= 1
-    return max(start, 0)
-
-
-_RESULT_ROLES = ("tool", "function")
+    """The results the tool messages of the request's new turn carry (`new_turn_start`),
+    by ``tool_call_id`` (the text of each), or None when it has none."""
+    conversation = [m for m in request.messages if m.role not in ("system", "developer")]
+    start = new_turn_start([m.role for m in conversation])
+    results = {m.tool_call_id or m.name or "":
+               "\n".join(value for kind, value in _parts(m) if kind == "text")
+               for m in conversation[start:] if m.role in RESULT_ROLES}
+    return results or None
 
 
 def fingerprint(system: str | None, messages: Sequence[HistoryMessage]) -> str:

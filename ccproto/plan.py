@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -64,6 +65,9 @@ class Invocation:
     env: Mapping[str, str]
     stdin: bytes
     cwd: str
+    #: The stdin for when the turn's tool results answer a live turn's held calls (they
+    #: are quoted in ``stdin`` otherwise), if the turn has a user message after them.
+    stdin_after_results: bytes | None = None
     #: The client's function tools the in-band MCP server offers (None: no server).
     client_tools: ToolSet | None = None
     #: The JSON object the turn must produce (``--json-schema``), if any.
@@ -188,12 +192,12 @@ def plan_invocation(
     resume = session is not None and session.resume
     prompt = build_prompt(request, inline_history=not resume, image_limits=options.images)
     system = prompt.system if prompt.system is not None else session and session.system_prompt
-    content = prompt.content
+    nudge: tuple[dict[str, Any], ...] = ()
     if tools is not None:
         system = system or _PLAIN_SYSTEM
         if tools.choice != "auto":
-            nudge = _REQUIRED if tools.choice == "required" else _NAMED.format(name=tools.choice)
-            content = (*content, {"type": "text", "text": nudge})
+            text = _REQUIRED if tools.choice == "required" else _NAMED.format(name=tools.choice)
+            nudge = ({"type": "text", "text": text},)
     argv = [
         options.executable, "-p",
         "--input-format", "stream-json",
@@ -238,7 +242,9 @@ def plan_invocation(
     return Invocation(
         argv=tuple(argv),
         env=env,
-        stdin=user_line(content),
+        stdin=user_line((*prompt.content, *nudge)),
+        stdin_after_results=None if prompt.content_after_results is None
+        else user_line((*prompt.content_after_results, *nudge)),
         cwd=options.cwd if session is None else session.cwd,
         client_tools=tools,
         output=output,

@@ -17,6 +17,7 @@ Policy (documented in the README):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -26,7 +27,7 @@ from .images import ImageLimits, check_image_count, image_block
 from .jsonbody import excerpt
 from .openai_types import ChatCompletionRequest, ImagePart, Message, OtherPart, TextPart
 
-__all__ = ["Prompt", "build_prompt", "user_line"]
+__all__ = ["RESULT_ROLES", "Prompt", "build_prompt", "new_turn_start", "user_line"]
 
 _HISTORY_INTRO = (
     "The conversation so far, oldest turn first. It is context for the message after it; "
@@ -39,6 +40,9 @@ class Prompt:
     system: str | None
     #: Anthropic content blocks of the single user turn sent on stdin.
     content: tuple[dict[str, Any], ...]
+    #: ``content`` without the tool results quoted before the user's message: what is sent
+    #: when those results answer a live turn's calls instead (then the same as content).
+    content_after_results: tuple[dict[str, Any], ...] | None = None
 
 
 def _text_of(message: Message, index: int) -> str:
@@ -150,11 +154,7 @@ def build_prompt(
             f"The last message must be from the user, not '{last.role}'",
             param=f"messages[{last_index}].role",
         )
-    # Tool results answer the calls together: every trailing one is part of the new turn.
-    tail = len(conversation) - 1
-    while last.role in ("tool", "function") and tail > 0 and \
-            conversation[tail - 1][1].role in ("tool", "function"):
-        tail -= 1
+    tail = new_turn_start([m.role for _, m in conversation])
     for i, m in conversation[:tail] if inline_history else ():
         history.append(_quote(m, i))
     blocks: list[dict[str, Any]] = []
@@ -164,15 +164,33 @@ def build_prompt(
             "type": "text",
             "text": f"<conversation_history>\n{_HISTORY_INTRO}\n\n{body}\n</conversation_history>",
         })
+    results = [_quote(m, i) for i, m in conversation[tail:] if m.role in RESULT_ROLES]
+    quoted = [{"type": "text", "text": "\n\n".join(results)}] if results else []
     if last.role == "user":
         final = _final_blocks(last, last_index, image_limits or ImageLimits())
     else:
-        final = [{"type": "text",
-                  "text": "\n\n".join(_quote(m, i) for i, m in conversation[tail:])}]
+        final, quoted = quoted, []
     if len(final) == 1 and final[0]["type"] == "text" and not final[0]["text"].strip():
         raise InvalidRequestError("The last message has no text", param=f"messages[{last_index}]")
-    blocks += final
-    return Prompt(system="\n\n".join(system) or None, content=tuple(blocks))
+    # Results before a user message go in as text unless a live turn takes them.
+    return Prompt(system="\n\n".join(system) or None, content=(*blocks, *quoted, *final),
+                  content_after_results=(*blocks, *final) if quoted else None)
+
+
+#: The roles of messages that carry a tool's result.
+RESULT_ROLES = ("tool", "function")
+
+
+def new_turn_start(roles: Sequence[str]) -> int:
+    """Where a request's new turn begins, given its messages' roles (system ones left out):
+    its last message, with the tool results right before it. Results answer one message's
+    calls together; a user message may follow them (a client that ends its run on a call,
+    as agent frameworks' output tools do, sends the next question after the results)."""
+    start = len(roles) - 1
+    if start >= 0 and roles[start] in ("user", *RESULT_ROLES):
+        while start > 0 and roles[start - 1] in RESULT_ROLES:
+            start -= 1
+    return max(start, 0)
 
 
 def user_line(content: tuple[dict[str, Any], ...]) -> bytes:

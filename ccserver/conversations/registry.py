@@ -103,7 +103,7 @@ class Conversations:
     async def _ticket(self, conversation_id: str | None, system: str | None,
                       turns: tuple[HistoryMessage, ...], model: str,
                       identity: Identity | None) -> Ticket:
-        start = new_turn_start(turns)
+        start = new_turn_start([t.role for t in turns])
         if conversation_id:
             await self.records.get(conversation_id)
             async with self._holding(conversation_id):

@@ -115,7 +115,13 @@ async def _resume_or_prompt(process: PooledProcess, inv: Invocation,
     try:
         if paused is not None and results is not None:
             await proc.send(process.bridge.answer(results))
-            return paused
+            if inv.stdin_after_results is None:
+                return paused
+            # A question came with the results (a client that ended its run on a call):
+            # the turn goes on to its end unseen, then the question is the next turn.
+            await _finish_unseen(process, paused, limits)
+            await proc.send(inv.stdin_after_results)
+            return None
         if paused is not None:
             await _abandon(process, paused, limits)
         if inv.stdin:  # empty: a resumed CLI goes on with its turn by itself
@@ -128,6 +134,22 @@ async def _resume_or_prompt(process: PooledProcess, inv: Invocation,
 class _Discard:
     async def send(self, value: TurnEvent, /) -> None:
         pass
+
+
+async def _finish_unseen(process: PooledProcess, turn: Turn, limits: RunLimits) -> None:
+    """Read ``turn`` on to its end for nobody; new calls in it are abandoned.
+
+    Raises:
+        CLIError: the turn did not end; the process cannot take the next one.
+    """
+    assert process.proc is not None
+    failure = await read_turn(process.proc, process.stream, limits, _Discard(), turn=turn,
+                              bridge=process.bridge)
+    if failure is None and turn.outcome is None:
+        await _abandon(process, turn, limits)
+    elif failure is not None and failure.error.code == "timeout":
+        raise CLIError("Claude Code did not end the turn the tool results went on",
+                       code="cli_protocol_error")
 
 
 async def _abandon(process: PooledProcess, paused: Turn, limits: RunLimits) -> None:

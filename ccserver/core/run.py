@@ -118,7 +118,8 @@ async def open_turn(
                     await lease.take_bound(ticket.conversation.id, inv.process_key)
                     results = tool_results(request)
                     _check_results(lease, results)
-                    if await _answered_in_session(services, lease, ticket, results):
+                    if inv.stdin_after_results is None and \
+                            await _answered_in_session(services, lease, ticket, results):
                         inv = resuming_answered_calls(inv)
                     async with services.admission.slot():
                         await lease.make_room()

@@ -160,14 +160,24 @@ def test_several_trailing_tool_messages_are_one_new_turn() -> None:
     request = structure_request(json.dumps(body).encode())
     assert tool_results(request) == {"b": "result b", "a": "result\na"}
     _, turns = request_history(request)
-    assert new_turn_start(turns) == 5 and [t.role for t in turns[5:]] == ["tool", "tool"]
+    assert new_turn_start([t.role for t in turns]) == 5
+    assert [t.role for t in turns[5:]] == ["tool", "tool"]
 
 
-def test_without_trailing_tool_messages() -> None:
+def test_results_then_a_user_message_are_one_new_turn() -> None:
+    # An agent framework that ended its run on a call sends the result and its next
+    # question together.
     request = structure_request(json.dumps({"messages": [ASK, calling("{}"), tool("x"),
                                                          {"role": "user", "content": "ok"}]}).encode())
-    assert tool_results(request) is None
+    assert tool_results(request) == {"call_1": "x"}
     _, turns = request_history(request)
-    assert new_turn_start(turns) == 3
+    assert new_turn_start([t.role for t in turns]) == 2
+
+
+def test_without_tool_messages_the_new_turn_is_the_last_message() -> None:
+    request = structure_request(json.dumps({"messages": [
+        ASK, {"role": "assistant", "content": "hi"}, {"role": "user", "content": "ok"}]}).encode())
+    assert tool_results(request) is None
+    assert new_turn_start(["user", "assistant", "user"]) == 2
     assert new_turn_start(()) == 0
-    assert new_turn_start((HistoryMessage("tool", ()),)) == 0
+    assert new_turn_start(["tool"]) == 0

@@ -63,13 +63,15 @@ def test_earlier_turns_are_kept_as_a_quoted_history() -> None:
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
         {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
     ])
-    history, final = stdin_blocks(inv)
+    history, results, final = stdin_blocks(inv)
     assert final == {"type": "text", "text": "What is my name?"}
     text = history["text"]
     assert text.startswith("<conversation_history>") and text.endswith("</conversation_history>")
     order = [text.index(s) for s in ("[user]\nMy name is Bob.", "[assistant]\nHi Bob.",
-                                     "(called f with {})", "[tool result c1]\n42")]
+                                     "(called f with {})")]
     assert order == sorted(order)
+    # The result answers the call right before the question: part of the new turn.
+    assert results == {"type": "text", "text": "[tool result c1]\n42"}
 
 
 def test_options_reach_the_argv() -> None:

@@ -471,7 +471,7 @@ def continued_fingerprint(chat: ChatCompletionRequest) -> str:
     """The fingerprint a request without an id is matched by: its history minus its new
     turn (`Conversations`)."""
     system, turns = request_history(chat)
-    return fingerprint(system, turns[:new_turn_start(turns)])
+    return fingerprint(system, turns[:new_turn_start([t.role for t in turns])])
 
 
 def plan(chat: ChatCompletionRequest) -> Any:

@@ -266,3 +266,26 @@ def test_calls_after_a_broken_stream_are_the_clients(stack: tuple[FakeAPI, Gatew
     assert {r["tool_use_id"]: json.dumps(r["content"]) for r in results}.keys() == \
         {c.id for c in calls}
     assert all("result of" in json.dumps(r["content"]) for r in results)
+
+
+def test_results_and_a_new_question_in_one_request(stack: tuple[FakeAPI, Gateway]) -> None:
+    # What agent frameworks send after a run that ended on a call (pydantic-ai's
+    # final_result): the result, and the next question after it.
+    fake, gw = stack
+    api = client(gw)
+    messages: list[Any] = [{"role": "user", "content": "Weather? " + _weather_script()}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    (call,) = first.choices[0].message.tool_calls or []
+    messages += [first.choices[0].message,
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"},
+                 {"role": "user", "content": "Thanks. " + directive(text="Bye now.")}]
+    second = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    assert second.choices[0].message.content == "Bye now."
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    # Upstream: the genuine pair, the answer the client never asked to see, the question.
+    *_, assistant, result, answer, question = fake.messages_requests()[-1]["body"]["messages"]
+    assert [b["id"] for b in assistant["content"] if b["type"] == "tool_use"] == [call.id]
+    assert result["content"][0]["tool_use_id"] == call.id
+    assert "sunny, 21C" in json.dumps(result["content"][0]["content"])
+    assert answer["role"] == "assistant" and question["role"] == "user"
+    assert "Thanks." in json.dumps(question["content"])
