@@ -83,6 +83,7 @@ class FakeAPI:
                     "path": request.target,
                     "headers": request.headers,
                     "body": body,
+                    "size": len(request.body),  # bytes on the wire, for bench/upstream_bytes
                 }
             )
         if request.method == "POST" and request.path in (
