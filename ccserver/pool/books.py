@@ -107,11 +107,12 @@ class Books:
         """After its turn: whether ``process`` stays bound to its conversation (then it is
         booked, idle since ``now``); if not, the caller stops it."""
         process.busy = False
-        if not good or not process.alive or idle_seconds <= 0:
+        held = process.paused is not None  # its hold has its own deadline, not the idle one
+        if not good or not process.alive or (idle_seconds <= 0 and not held):
             return False
         process.turns += 1
         process.idle_since = now
-        book = self.held if process.paused is not None else self.bound
+        book = self.held if held else self.bound
         book[process.conversation_id] = process
         return True
 

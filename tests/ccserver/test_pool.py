@@ -87,8 +87,9 @@ def test_a_paused_turn_keeps_its_process_held_and_its_next_request_takes_it() ->
     assert books.held == {"c": process} and books.bound == {}
     taken, stop = books.take_bound("c", process.shape)
     assert taken is process and stop is None and books.held == {}
-    # Past the hold deadline it leaves the books, to be stopped.
-    books.keeps(process, good=True, idle_seconds=300, now=7.0)
+    # Past the hold deadline it leaves the books, to be stopped. Held even when idle
+    # processes are not kept at all: the hold has its own deadline.
+    assert books.keeps(process, good=True, idle_seconds=0, now=7.0)
     assert books.held_before(6.0) == [] and books.held_before(8.0) == [process]
     assert books.held == {}
 

@@ -289,3 +289,31 @@ def test_results_and_a_new_question_in_one_request(stack: tuple[FakeAPI, Gateway
     assert "sunny, 21C" in json.dumps(result["content"][0]["content"])
     assert answer["role"] == "assistant" and question["role"] == "user"
     assert "Thanks." in json.dumps(question["content"])
+
+
+def test_a_client_gone_mid_continuation_leaves_no_process_and_can_ask_again(
+        stack: tuple[FakeAPI, Gateway]) -> None:
+    _, gw = stack
+    api = client(gw)
+    script = directive(steps=[
+        {"tool_use": {"name": "get_weather", "input": {"city": "Paris"}}},
+        {"chunks": ["It is ", "sunny ", "in ", "Paris."], "delay_ms": 500}])
+    messages: list[Any] = [{"role": "user", "content": "Weather? " + script}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    (call,) = first.choices[0].message.tool_calls or []
+    messages += [first.choices[0].message,
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    def killed() -> int:
+        return int(httpx.get(f"{gw.base_url}/stats").json()["pool"]["killed"])
+
+    before = killed()
+    stream = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER],
+                                         stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()  # gone mid-answer: the turn is cut, its CLI killed
+    assert wait_until(lambda: killed() > before)
+    again = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    assert again.choices[0].message.content == "It is sunny in Paris."
+    assert again.conversation_id == first.conversation_id  # type: ignore[attr-defined]
