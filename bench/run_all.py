@@ -35,6 +35,8 @@ SUITE: dict[str, tuple[str, ...]] = {
     "chunk_delay": (),
     "translate": (),
     "concurrency": (),
+    "tool_roundtrip": (),
+    "upstream_bytes": (),
 }
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 BENCHMARKS = ROOT / "BENCHMARKS.md"

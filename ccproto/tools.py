@@ -116,23 +116,26 @@ def normalize_schema(schema: Any) -> dict[str, Any]:
     """A parameters schema the CLI accepts (reference §4.2).
 
     The top level must be ``"type": "object"``; a top-level ``anyOf``/``oneOf``/``allOf``
-    is merged into one object whose properties are every branch's and whose required
-    names are those every branch requires. Below the top level nothing changes.
+    is merged into one object whose properties are every branch's. Its required names are
+    the top level's, every ``allOf`` branch's (all of them hold), and those every
+    ``anyOf``/``oneOf`` branch requires (any one may be the one). Below the top level
+    nothing changes.
     """
     if not isinstance(schema, Mapping):
         return {"type": "object", "properties": {}}
     out = dict(schema)
-    branches = [b for key in _SCHEMA_COMBINERS for b in _as_list(out.pop(key, None))]
-    if branches:
+    branches = {key: [normalize_schema(b) for b in _as_list(out.pop(key, None))]
+                for key in _SCHEMA_COMBINERS}
+    if any(branches.values()):
         properties = dict(out.get("properties") or {})
-        required: set[str] | None = None
-        for branch in branches:
-            flat = normalize_schema(branch)
-            properties.update(flat.get("properties") or {})
-            names = set(flat.get("required") or ())
-            required = names if required is None else required & names
+        required = set(out.get("required") or ())
+        for key, flats in branches.items():
+            for flat in flats:
+                properties.update(flat.get("properties") or {})
+            names = [set(flat.get("required") or ()) for flat in flats]
+            if names:
+                required |= set.union(*names) if key == "allOf" else set.intersection(*names)
         out["properties"] = properties
-        required = (required or set()) | set(out.get("required") or ())
         if required:
             out["required"] = sorted(required)
         else:

@@ -136,20 +136,25 @@ class _Discard:
         pass
 
 
-async def _finish_unseen(process: PooledProcess, turn: Turn, limits: RunLimits) -> None:
-    """Read ``turn`` on to its end for nobody; new calls in it are abandoned.
+async def _read_unseen(process: PooledProcess, turn: Turn, limits: RunLimits) -> bool:
+    """Read ``turn`` on for nobody: True once it ended, False if it paused for new calls.
 
     Raises:
-        CLIError: the turn did not end; the process cannot take the next one.
+        CLIError: it went silent; the process cannot take the next turn.
     """
     assert process.proc is not None
     failure = await read_turn(process.proc, process.stream, limits, _Discard(), turn=turn,
                               bridge=process.bridge)
-    if failure is None and turn.outcome is None:
-        await _abandon(process, turn, limits)
-    elif failure is not None and failure.error.code == "timeout":
-        raise CLIError("Claude Code did not end the turn the tool results went on",
+    if failure is not None and failure.error.code == "timeout":
+        raise CLIError("Claude Code did not end a turn nobody waits for",
                        code="cli_protocol_error")
+    return turn.outcome is not None
+
+
+async def _finish_unseen(process: PooledProcess, turn: Turn, limits: RunLimits) -> None:
+    """Read ``turn`` on to its end for nobody; new calls in it are abandoned."""
+    if not await _read_unseen(process, turn, limits):
+        await _abandon(process, turn, limits)
 
 
 async def _abandon(process: PooledProcess, paused: Turn, limits: RunLimits) -> None:
@@ -162,9 +167,7 @@ async def _abandon(process: PooledProcess, paused: Turn, limits: RunLimits) -> N
     assert process.proc is not None
     process.bridge.expected = ()
     await process.proc.send(interrupt_line(f"ccserver-interrupt-{uuid.uuid4().hex}"))
-    failure = await read_turn(process.proc, process.stream, limits, _Discard(),
-                              turn=paused, bridge=process.bridge)
-    if paused.outcome is None or (failure is not None and failure.error.code == "timeout"):
+    if not await _read_unseen(process, paused, limits):
         raise CLIError("Claude Code did not end the abandoned tool calls' turn",
                        code="cli_protocol_error")
 

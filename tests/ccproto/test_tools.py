@@ -65,8 +65,10 @@ def test_a_top_level_combiner_is_flattened(combiner: str) -> None:
     assert combiner not in flat and flat["type"] == "object"
     assert flat["properties"] == {"common": {"type": "integer"}, "a": {"type": "string"},
                                   "x": {"type": "string"}, "b": {"type": "number"}}
-    # Required: what every branch requires, plus what the top level required.
-    assert flat["required"] == ["common", "x"]
+    # Required: the top level's, plus every allOf branch's (all hold), or what every
+    # anyOf/oneOf branch requires (any one may be the one that holds).
+    expected = ["a", "b", "common", "x"] if combiner == "allOf" else ["common", "x"]
+    assert flat["required"] == expected
 
 
 def test_flattening_without_common_required_names_drops_required() -> None:

@@ -486,3 +486,26 @@ def test_agents_sdk_multi_turn(stack: tuple[FakeAPI, Gateway]) -> None:
     assert calls == ["weather:Paris"]
     (result,) = tool_results(fake, f"Tomorrow? {token}")
     assert result_text(result) == f"sunny, 21C in Paris ({token})"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_agents_sdk_responses_model(stack: tuple[FakeAPI, Gateway], stream: bool) -> None:
+    """The Agents SDK's default model speaks the Responses API: function tools, then a
+    structured output through ``text.format``."""
+    fake, gw = stack
+    token, calls = tag(), list[str]()
+    script = directive(steps=[
+        {"tool_use": {"name": "get_weather", "input": {"city": "Paris"}}},
+        {"tool_use": {"name": "StructuredOutput", "input": PARIS}}])
+
+    async def body(client: AsyncOpenAI) -> Any:
+        model = oa.OpenAIResponsesModel(model="sonnet", openai_client=client)
+        agent = oa.Agent(name="weather", instructions="Be brief.", model=model,
+                         tools=sdk_tools(token, calls), output_type=City)
+        return (await sdk_run(agent, "Weather in Paris? " + script, stream)).final_output
+
+    out = run(gw, body)
+    assert out == City(**PARIS)
+    assert calls == ["weather:Paris"]
+    (result,) = tool_results(fake, token)
+    assert result_text(result) == f"sunny, 21C in Paris ({token})"

@@ -266,3 +266,33 @@ def test_handshakes_refused(stack: tuple[FakeAPI, Gateway]) -> None:
     with pytest.raises(InvalidStatus) as info:
         connect(ws_url(gw, "/v1/ws"), origin="https://evil.example")  # type: ignore[arg-type]
     assert info.value.response.status_code == 403
+
+
+def test_chat_tool_loop_over_the_socket(stack: tuple[FakeAPI, Gateway]) -> None:
+    _, gw = stack
+    tool = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object",
+                                              "properties": {"city": {"type": "string"}}}}}
+    script = {"steps": [{"tool_use": {"name": "get_weather", "input": {"city": "Paris"}}},
+                        {"text": "Sunny."}]}
+    with connect(ws_url(gw, "/v1/ws")) as ws:
+        ws.send(create("T1", say("weather?", **script), tools=[tool]))
+        frames = frames_until(ws, lambda f: f["type"] in ("done", "error"))
+        assert frames[-1]["type"] == "done"
+        chunks = [f["chunk"] for f in frames if f["type"] == "chunk"]
+        pieces = [tc for c in chunks if c["choices"]
+                  for tc in c["choices"][0]["delta"].get("tool_calls", ())]
+        assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+        call_id = pieces[0]["id"]
+        arguments = "".join(p["function"].get("arguments", "") for p in pieces)
+        ws.send(json.dumps({"type": "chat.completions.create", "id": "T2", "request": {
+            "model": "sonnet", "tools": [tool],
+            "conversation_id": frames[-1]["conversation_id"], "messages": [
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function",
+                     "function": {"name": "get_weather", "arguments": arguments}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": "sunny"}]}}))
+        frames = frames_until(ws, lambda f: f["type"] in ("done", "error"))
+    text = "".join(f["chunk"]["choices"][0]["delta"].get("content") or ""
+                   for f in frames if f["type"] == "chunk" and f["chunk"]["choices"])
+    assert frames[-1]["type"] == "done" and text == "Sunny."
