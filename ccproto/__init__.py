@@ -27,6 +27,18 @@ from .cli_types import (
 )
 from .converter import dumps, make_converter, structure_request
 from .errors import CLIError, InvalidRequestError, ProtocolError
+from .events import (
+    ReasoningDelta,
+    TextDelta,
+    TokenUsage,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallsRequested,
+    ToolCallStart,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+)
 from .history import (
     HistoryMessage,
     fingerprint,
@@ -84,20 +96,7 @@ from .tools import (
     normalize_schema,
     output_format,
 )
-from .turn import (
-    ReasoningDelta,
-    TextDelta,
-    TokenUsage,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallsRequested,
-    ToolCallStart,
-    Turn,
-    TurnEvent,
-    TurnFailed,
-    TurnFinished,
-    TurnState,
-)
+from .turn import Turn, TurnState
 from .ws import ws_error
 
 __all__ = [

@@ -11,6 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .events import (
+    ReasoningDelta,
+    TextDelta,
+    TokenUsage,
+    ToolCallDelta,
+    ToolCallsRequested,
+    ToolCallStart,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+)
 from .openai_types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -26,17 +37,6 @@ from .openai_types import (
     ToolCallDeltaOut,
     ToolCallOut,
     Usage,
-)
-from .turn import (
-    ReasoningDelta,
-    TextDelta,
-    TokenUsage,
-    ToolCallDelta,
-    ToolCallsRequested,
-    ToolCallStart,
-    TurnEvent,
-    TurnFailed,
-    TurnFinished,
 )
 
 __all__ = ["ChunkBuilder", "collect", "finish_reason", "openai_usage"]

@@ -26,8 +26,7 @@ import attrs
 
 from .chunks import finish_reason
 from .errors import ProtocolError
-from .responses_input import ResponsesRequest
-from .turn import (
+from .events import (
     ReasoningDelta,
     TextDelta,
     TokenUsage,
@@ -39,6 +38,7 @@ from .turn import (
     TurnFailed,
     TurnFinished,
 )
+from .responses_input import ResponsesRequest
 
 __all__ = ["ResponseBuilder", "custom_input", "responses_usage"]
 

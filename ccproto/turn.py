@@ -60,118 +60,19 @@ from .cli_types import (
 )
 from .errors import CLIError
 from .errors_map import error_for_exit, error_for_result, retry_delay
+from .events import (
+    STRUCTURED_OUTPUT_TOOL,
+    ReasoningDelta,
+    TextDelta,
+    TokenUsage,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    usage_from,
+)
+from .tool_calls import ClientCalls
 
-__all__ = [
-    "ReasoningDelta",
-    "TextDelta",
-    "TokenUsage",
-    "ToolCall",
-    "ToolCallDelta",
-    "ToolCallStart",
-    "ToolCallsRequested",
-    "Turn",
-    "TurnEvent",
-    "TurnFailed",
-    "TurnFinished",
-    "TurnState",
-]
-
-
-@attrs.frozen
-class TextDelta:
-    text: str
-
-
-@attrs.frozen
-class ReasoningDelta:
-    text: str
-
-
-@attrs.frozen(kw_only=True)
-class ToolCallStart:
-    """Claude began a call of a client tool: the ``index``-th call of this response."""
-
-    index: int
-    call_id: str
-    name: str
-
-
-@attrs.frozen(kw_only=True)
-class ToolCallDelta:
-    """A fragment of the ``index``-th call's arguments (JSON text, as Claude writes it)."""
-
-    index: int
-    arguments: str
-
-
-@attrs.frozen(kw_only=True)
-class ToolCall:
-    call_id: str
-    name: str
-    #: The arguments as JSON text: the joined `ToolCallDelta` fragments of the call.
-    arguments: str
-
-
-@attrs.frozen(kw_only=True)
-class TokenUsage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-
-    @property
-    def prompt_tokens(self) -> int:
-        # OpenAI's prompt_tokens counts every input token, cached ones included.
-        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in _USAGE_KEYS})
-
-    def __sub__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(**{k: max(0, getattr(self, k) - getattr(other, k))
-                             for k in _USAGE_KEYS})
-
-
-#: The tool ``--json-schema`` adds; its input is the turn's structured output (reference §9).
-STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
-
-_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
-               "cache_creation_input_tokens")
-
-
-@attrs.frozen(kw_only=True)
-class ToolCallsRequested:
-    """Claude's message ended calling client tools: the response ends here, with these calls.
-
-    The CLI turn is not over: it waits for the results, which the client sends in its next
-    request, and then goes on (the same `Turn` reads on). ``usage`` covers the API calls
-    since the turn started or since the last results.
-    """
-
-    calls: tuple[ToolCall, ...]
-    usage: TokenUsage
-
-
-@attrs.frozen(kw_only=True)
-class TurnFinished:
-    stop_reason: str | None
-    usage: TokenUsage
-    session_id: str | None
-    cost_usd: float | None
-    result_text: str | None
-    refused: bool = False
-    #: Whether Claude Code ran a tool: the answer depends on more than the request.
-    used_tools: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class TurnFailed:
-    # Exceptions compare by identity; two failures are equal when they say the same thing.
-    error: CLIError = attrs.field(eq=lambda e: (e.status_hint, e.to_body()))
-
-
-TurnEvent = (TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallsRequested
-             | TurnFinished | TurnFailed)
+__all__ = ["Turn", "TurnState"]
 
 
 class TurnState(enum.Enum):
@@ -256,27 +157,6 @@ def _describe(what: TurnInput) -> str:
     return "a failing Result" if isinstance(what, tuple) else what.__name__
 
 
-def _usage(raw: dict[str, Any]) -> TokenUsage:
-    def n(key: str) -> int:
-        v = raw.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-    return TokenUsage(
-        input_tokens=n("input_tokens"),
-        output_tokens=n("output_tokens"),
-        cache_read_input_tokens=n("cache_read_input_tokens"),
-        cache_creation_input_tokens=n("cache_creation_input_tokens"),
-    )
-
-
-@attrs.define
-class _Call:
-    index: int
-    call_id: str
-    name: str
-    arguments: str = ""  # what the client has been sent
-
-
 class Turn:
     """Interprets the records of one CLI turn; see the module docstring.
 
@@ -293,7 +173,8 @@ class Turn:
 
     def __init__(self, *, client_tools: frozenset[str] = frozenset(),
                  structured: bool = False) -> None:
-        self.client_tools = client_tools
+        #: The client tool calls of the response in progress.
+        self.calls = ClientCalls(client_tools)
         self.structured = structured
         self.state = TurnState.STARTING
         self.session_id: str | None = None
@@ -314,14 +195,8 @@ class Turn:
         # (status, seconds) of the last api_retry line: the only place the CLI shows how
         # long the upstream asked it to wait (see errors_map).
         self._last_retry: tuple[int, float] | None = None
-        # Client tool calls of the response in progress, and the stream's content block
-        # index -> call, for the argument fragments.
-        self._calls: list[_Call] = []
-        self._block_calls: dict[Any, _Call] = {}
         # The message the stream is showing (message_start seen, its message_delta not).
         self._streaming: str | None = None
-        # Client tool calls whose ``tools/call`` has not come yet.
-        self._unclaimed: list[_Call] = []
         # Usage of the API calls since the last `ToolCallsRequested` (message_start and
         # message_delta carry it), and what earlier responses already reported.
         self._window = TokenUsage()
@@ -397,11 +272,7 @@ class Turn:
             delta = event.get("delta") or {}
             dtype = delta.get("type")
             if dtype == "input_json_delta":
-                call = self._block_calls.get(event.get("index"))
-                fragment = delta.get("partial_json")
-                if call is not None and isinstance(fragment, str) and fragment:
-                    call.arguments += fragment
-                    return [ToolCallDelta(index=call.index, arguments=fragment)]
+                return self.calls.fragment(event.get("index"), delta.get("partial_json"))
             elif dtype == "text_delta" and self.structured:
                 return []  # the content is the structured output, sent at the end
             elif dtype == "text_delta":
@@ -418,15 +289,15 @@ class Turn:
             self._message_id = message.get("id") if isinstance(message, dict) else None
             self._streaming = self._message_id
             self._block = ""
-            self._block_calls = {}
+            self.calls.new_message()
             self._window += self._message_usage
             usage = message.get("usage") if isinstance(message, dict) else None
-            self._message_usage = _usage(usage if isinstance(usage, dict) else {})
+            self._message_usage = usage_from(usage if isinstance(usage, dict) else {})
         elif etype == "content_block_start":
             self._block = ""
             block = event.get("content_block") or {}
-            if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
-                return self._start_call(event.get("index"), block.get("id"), block["name"])
+            if block.get("type") == "tool_use" and block.get("name") in self.calls.names:
+                return self.calls.start(event.get("index"), block.get("id"), block["name"])
         elif etype == "message_delta":
             self._streaming = None
             delta = event.get("delta") or {}
@@ -435,37 +306,17 @@ class Turn:
             if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
                 self._message_usage = attrs.evolve(self._message_usage,
                                                    output_tokens=usage["output_tokens"])
-            if delta.get("stop_reason") == "tool_use" and self._calls:
+            if delta.get("stop_reason") == "tool_use" and self.calls.pending:
                 return self._request_calls()
         return []
 
-    def _start_call(self, block_index: Any, call_id: Any, name: str) -> list[TurnEvent]:
-        if not isinstance(call_id, str) or any(c.call_id == call_id for c in self._calls):
-            return []
-        call = _Call(index=len(self._calls), call_id=call_id, name=name)
-        self._calls.append(call)
-        self._unclaimed.append(call)
-        if block_index is not None:
-            self._block_calls[block_index] = call
-        return [ToolCallStart(index=call.index, call_id=call_id, name=name)]
-
     def _request_calls(self) -> list[TurnEvent]:
         """The response ends with its calls; the next one starts afresh (no separator)."""
-        out: list[TurnEvent] = []
-        for call in self._calls:
-            if not call.arguments:
-                # A call without input streamed no fragment; the client must still get
-                # JSON, and the same JSON streamed as collected.
-                call.arguments = "{}"
-                out.append(ToolCallDelta(index=call.index, arguments="{}"))
-        calls = tuple(ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
-                      for c in self._calls)
         usage = self._window + self._message_usage
         self._reported += usage
         self._window = self._message_usage = TokenUsage()
-        self._calls, self._block_calls = [], {}
         self._emitted_any, self._shown, self._block = False, None, ""
-        return [*out, ToolCallsRequested(calls=calls, usage=usage)]
+        return self.calls.request(usage)
 
     def _on_control(self, record: ControlRequest) -> list[TurnEvent]:
         """A ``tools/call``: the CLI runs the message's tools, so the message is complete.
@@ -482,41 +333,10 @@ class Turn:
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
         call_id = meta.get("claudecode/toolUseId") if isinstance(meta, dict) else None
-        self._unclaimed = [c for c in self._unclaimed if c.call_id != call_id]
-        if self._calls and self._streaming is None:
+        self.calls.claim(call_id)
+        if self.calls.pending and self._streaming is None:
             return self._request_calls()
         return []
-
-    def call_id_for(self, name: str, arguments: Any) -> str | None:
-        """The tool use id of a ``tools/call`` that came without one, or None.
-
-        The CLI names the tool use in ``_meta["claudecode/toolUseId"]`` only for a message
-        it streamed; after its non-streaming fallback the call carries no id (measured on
-        2.1.197). It is then the earliest call of that tool, with those arguments, whose
-        ``tools/call`` has not come yet. Claims it.
-        """
-        for call in self._unclaimed:
-            if call.name != name:
-                continue
-            try:
-                value = json.loads(call.arguments or "{}")
-            except ValueError:
-                continue
-            if value == arguments:
-                self._unclaimed.remove(call)
-                return call.call_id
-        return None
-
-    def _catch_up_call(self, block: dict[str, Any]) -> list[TurnEvent]:
-        """The complete tool_use block is authoritative: a call the stream did not show
-        (a retry without streaming) is started and given its arguments whole."""
-        out = self._start_call(None, block.get("id"), block["name"])
-        call = next((c for c in self._calls if c.call_id == block.get("id")), None)
-        if call is None or call.arguments:
-            return out  # already streamed: what was sent stands
-        full = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
-        call.arguments = full
-        return [*out, ToolCallDelta(index=call.index, arguments=full)]
 
     def _on_assistant(self, record: AssistantMessage) -> list[TurnEvent]:
         if record.model == SYNTHETIC_MODEL:
@@ -527,8 +347,8 @@ class Turn:
         if record.message_id is not None and self._shown is None:
             self._message_id = record.message_id
         for block in record.content:
-            if block.get("type") == "tool_use" and block.get("name") in self.client_tools:
-                out += self._catch_up_call(block)
+            if block.get("type") == "tool_use" and block.get("name") in self.calls.names:
+                out += self.calls.catch_up(block)
                 continue
             # StructuredOutput is how the answer is given, not a tool Claude Code ran.
             self._used_tools |= block.get("type") == "tool_use" and not (
@@ -588,7 +408,7 @@ class Turn:
                                             ensure_ascii=False, separators=(",", ":"))))
         self.outcome = TurnFinished(
             stop_reason="end_turn" if self.structured else record.stop_reason,
-            usage=_usage(record.usage) - self._reported,
+            usage=usage_from(record.usage) - self._reported,
             session_id=self.session_id,
             cost_usd=record.total_cost_usd,
             result_text=record.result,

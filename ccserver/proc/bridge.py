@@ -43,7 +43,7 @@ class ToolBridge:
     def on_control(self, request: ControlRequest,
                    call_ids: CallIdResolver | None = None) -> bytes | None:
         """The line that answers ``request`` now, or None: a call to hold. ``call_ids``
-        names a call the CLI sent without its tool use id (`Turn.call_id_for`)."""
+        names a call the CLI sent without its tool use id (`ClientCalls.call_id_for`)."""
         reply = mcp_answer(request, self.tools, call_ids)
         if isinstance(reply, ToolCallRequest):
             output = self.early.pop(reply.tool_use_id, None)

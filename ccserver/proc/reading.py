@@ -113,7 +113,7 @@ async def read_turn(
                     stream.receive_exit(await proc.wait(), proc.stderr_tail())
                 continue
             if type(event) is ControlRequest:
-                reply = bridge.on_control(event, turn.call_id_for)
+                reply = bridge.on_control(event, turn.calls.call_id_for)
                 if reply is not None:
                     try:
                         await proc.send(reply)

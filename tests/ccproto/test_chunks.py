@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ccproto import ChunkBuilder, TextDelta, TokenUsage, TurnFailed, TurnFinished, collect, dumps
 from ccproto.errors import CLIError
-from ccproto.turn import (
+from ccproto.events import (
     ReasoningDelta,
     ToolCall,
     ToolCallDelta,

@@ -486,7 +486,7 @@ def test_the_measured_fallback_calls_without_tool_use_ids() -> None:
                 "tools/call":
             params = record.request["message"]["params"]
             assert "claudecode/toolUseId" not in params["_meta"]
-            resolved.append(turn.call_id_for(params["name"], params["arguments"]))
+            resolved.append(turn.calls.call_id_for(params["name"], params["arguments"]))
         events += turn.feed(record)
     assert kinds(events) == ["TextDelta", "TextDelta", "ToolCallStart", "ToolCallDelta",
                              "ToolCallStart", "ToolCallDelta", "ToolCallsRequested"]
@@ -506,18 +506,18 @@ def test_call_id_for_claims_each_call_once_by_name_and_arguments() -> None:
         r.assistant("m1", r.tool_block("t2", "get_weather", {"city": "Oslo"})),
         r.assistant("m1", r.tool_block("t3", "get_weather", {"city": "Paris"})),
     ])
-    assert turn.call_id_for("get_time", {"city": "Paris"}) is None
-    assert turn.call_id_for("get_weather", {"city": "Oslo"}) == "t2"
-    assert turn.call_id_for("get_weather", {"city": "Paris"}) == "t1"
-    assert turn.call_id_for("get_weather", {"city": "Paris"}) == "t3"
-    assert turn.call_id_for("get_weather", {"city": "Paris"}) is None
+    assert turn.calls.call_id_for("get_time", {"city": "Paris"}) is None
+    assert turn.calls.call_id_for("get_weather", {"city": "Oslo"}) == "t2"
+    assert turn.calls.call_id_for("get_weather", {"city": "Paris"}) == "t1"
+    assert turn.calls.call_id_for("get_weather", {"city": "Paris"}) == "t3"
+    assert turn.calls.call_id_for("get_weather", {"city": "Paris"}) is None
 
 
 def test_a_tools_call_with_its_id_is_no_longer_claimable() -> None:
     turn = Turn(client_tools=CLIENT)
     feed_all(turn, [r.init(), r.assistant("m1", r.tool_block("t1", "get_time", {})),
                     r.tools_call("get_time", {}, "t1")])
-    assert turn.call_id_for("get_time", {}) is None
+    assert turn.calls.call_id_for("get_time", {}) is None
 
 
 # Structured output: the CLI's StructuredOutput tool [js_flag_2].
