@@ -41,7 +41,7 @@ class Prompt:
     #: Anthropic content blocks of the single user turn sent on stdin.
     content: tuple[dict[str, Any], ...]
     #: ``content`` without the tool results quoted before the user's message: what is sent
-    #: when those results answer a live turn's calls instead (then the same as content).
+    #: when those results answer a live turn's calls instead. None: no results come first.
     content_after_results: tuple[dict[str, Any], ...] | None = None
 
 
