@@ -10,7 +10,7 @@ the pipe when its result comes: the result waits here until the call is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import attrs
 
@@ -21,7 +21,6 @@ from ccproto import (
     ToolCallRequest,
     ToolSet,
     mcp_answer,
-    tool_error_line,
     tool_result_line,
 )
 
@@ -76,8 +75,3 @@ class ToolBridge:
                 lines.append(tool_result_line(call, output))
         self.expected = ()
         return b"".join(lines)
-
-    def fail(self, message: str, calls: Iterable[str] | None = None) -> bytes:
-        """Error answers for held calls (all by default): Claude reads ``message``."""
-        ids = list(self.held) if calls is None else [c for c in calls if c in self.held]
-        return b"".join(tool_error_line(self.held.pop(c), message) for c in ids)
