@@ -117,7 +117,9 @@ class FakeAPI:
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+        # except*: a peer gone while a reply is written surfaces from `_serve_reply`'s nursery
+        # as a group, and must end this connection, not the whole fake.
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
             pass
         finally:
             await stream.aclose()

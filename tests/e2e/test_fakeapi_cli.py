@@ -10,6 +10,8 @@ by the CLI's ``x-claude-code-session-id`` header. ``CLAUDE_CODE_MAX_RETRIES=0`` 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -243,3 +245,22 @@ def test_system_prompt_reaches_the_api(fake: FakeAPI, tmp_path: Path) -> None:
     system = request["body"]["system"]
     texts = [system] if isinstance(system, str) else [block["text"] for block in system]
     assert marker in texts
+
+
+def test_a_peer_reset_mid_reply_ends_its_connection_not_the_fake(fake: FakeAPI) -> None:
+    host, port = fake.base_url.removeprefix("http://").split(":")
+    body = json.dumps({"model": "sonnet", "max_tokens": 10, "stream": True, "messages": [
+        {"role": "user", "content": "flood [[fake " + json.dumps({"text": "a " * 60000}) + "]]"}]})
+    for _ in range(20):
+        sock = socket.create_connection((host, int(port)))
+        # A tiny window, then an RST (SO_LINGER 0) once the reply is flowing.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     f"content-length: {len(body)}\r\n\r\n{body}".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    # Still serving.
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1")

@@ -278,7 +278,7 @@ def test_chat_tool_loop_over_the_socket(stack: tuple[FakeAPI, Gateway]) -> None:
     with connect(ws_url(gw, "/v1/ws")) as ws:
         ws.send(create("T1", say("weather?", **script), tools=[tool]))
         frames = frames_until(ws, lambda f: f["type"] in ("done", "error"))
-        assert frames[-1]["type"] == "done"
+        assert frames[-1]["type"] == "done", frames[-1]
         chunks = [f["chunk"] for f in frames if f["type"] == "chunk"]
         pieces = [tc for c in chunks if c["choices"]
                   for tc in c["choices"][0]["delta"].get("tool_calls", ())]
