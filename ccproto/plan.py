@@ -182,6 +182,12 @@ def model_names(options: PlanOptions) -> tuple[str, ...]:
 _PLAIN_SYSTEM = "You are a helpful assistant. Use the provided tools when they help."
 # The same for a lean turn without tools: Claude Code's prompt is replaced, never sent.
 _LEAN_SYSTEM = "You are a helpful assistant."
+# What a lean run turns off besides tools and prompt (measured with the pinned CLI against
+# the fake upstream; README "Profiles"). Experimental betas: the body's context_management
+# (clear_thinking, keep all: a no-op without tools) and most of the anthropic-beta header.
+# CLAUDE.md files: Claude Code's context, not the client's prompt. The operator's
+# claude.extra_env still wins over both.
+_LEAN_ENV = {"CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS": "1", "CLAUDE_CODE_DISABLE_CLAUDE_MDS": "1"}
 # The CLI never sends tool_choice (client-tools reference §8), so "required" and a named
 # function are asked for in the turn's own text: per turn, and no new process.
 _REQUIRED = "(Respond by calling one of the provided tools.)"
@@ -264,6 +270,8 @@ def plan_invocation(
         argv += ["--json-schema", output.flag()]
     if tools is not None:
         _client_tool_env(env, tools)
+    if lean:
+        env.update(_LEAN_ENV)
     # Without this the CLI phones home and may send extra title requests (reference §10).
     env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
     # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.

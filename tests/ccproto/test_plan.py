@@ -211,7 +211,10 @@ def test_lean_has_no_claude_code_tools_and_only_the_clients_system_prompt() -> N
         assert value(lean.argv, "--tools") == ""
         assert value(lean.argv, "--system-prompt") == "Be terse."
         assert "--append-system-prompt" not in lean.argv
+        assert lean.env["CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS"] == "1"
+        assert lean.env["CLAUDE_CODE_DISABLE_CLAUDE_MDS"] == "1"
         assert lean.process_key != full.process_key
+    assert "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS" not in full.env
     # The alias, the field and the setting plan one and the same process.
     assert plan(msgs, model="sonnet-chat").process_key == \
         plan(msgs, model="sonnet", profile="lean").process_key
