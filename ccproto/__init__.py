@@ -80,9 +80,10 @@ from .plan import (
     plan_invocation,
     request_tools,
     resolve_model,
+    resolve_profile,
     resuming_answered_calls,
 )
-from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, valid_models
+from .policy import CLI_MODEL_ALIASES, DEFAULT_TOOLS, LEAN_SUFFIX, PROFILES, valid_models
 from .prompt import Prompt, build_prompt, new_turn_start, user_line
 from .responses import ResponseBuilder, responses_usage
 from .responses_input import ResponsesRequest, chat_request, structure_responses_request
@@ -105,8 +106,10 @@ __all__ = [
     "DEFAULT_TOOLS",
     "DONE",
     "KEEPALIVE",
+    "LEAN_SUFFIX",
     "MAX_DEPTH",
     "NEED_DATA",
+    "PROFILES",
     "AssistantMessage",
     "CLIError",
     "CLIStream",
@@ -187,6 +190,7 @@ __all__ = [
     "request_history",
     "request_tools",
     "resolve_model",
+    "resolve_profile",
     "responses_usage",
     "resuming_answered_calls",
     "seed_transcript",

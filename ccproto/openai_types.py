@@ -115,6 +115,9 @@ class ChatCompletionRequest:
     response_format: dict[str, Any] | None = None
     # Extension: continue this stored conversation (the SDKs send it through extra_body).
     conversation_id: str | None = None
+    #: Extension: "full" or "lean" for this request (plan.resolve_profile); the HTTP
+    #: surfaces also take it from the ``x-ccserver-profile`` header.
+    profile: str | None = None
     # Extensions that may only narrow what the server allows (plan.py enforces it):
     #: a lower --max-turns than the server's.
     max_turns: int | None = None

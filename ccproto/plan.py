@@ -18,10 +18,13 @@ from .errors import InvalidRequestError
 from .images import ImageLimits
 from .openai_types import ChatCompletionRequest
 from .policy import (
+    LEAN_SUFFIX,
+    PROFILES,
     check_model,
     narrowed_disallowed,
     narrowed_max_turns,
     narrowed_tools,
+    split_profile,
     valid_models,
 )
 from .prompt import build_prompt, user_line
@@ -36,6 +39,7 @@ __all__ = [
     "plan_invocation",
     "request_tools",
     "resolve_model",
+    "resolve_profile",
     "resuming_answered_calls",
 ]
 
@@ -118,6 +122,9 @@ class PlanOptions:
     #: How a client's system prompt is given when it offers tools ("replace" by default:
     #: Claude Code's own prompt describes tools that are off).
     system_prompt_mode_with_client_tools: str = "replace"
+    #: "full" (Claude Code as it is) or "lean" (a plain chat model: no Claude Code tools,
+    #: the client's system prompt instead of Claude Code's) for requests that pick none.
+    profile: str = "full"
 
 
 @attrs.frozen(kw_only=True)
@@ -142,14 +149,45 @@ def resolve_model(request: ChatCompletionRequest, options: PlanOptions) -> str:
                        model_map=options.model_map, models=options.models)
 
 
+def resolve_profile(request: ChatCompletionRequest, options: PlanOptions) -> str:
+    """"full" or "lean" for the request: its ``profile`` field (or header), else a
+    ``-chat`` model alias, else the server's setting. The explicit field wins over the
+    alias: it is the more deliberate choice, and a client whose model list offers only
+    ``-chat`` names can still ask for Claude Code's tools.
+
+    Raises:
+        InvalidRequestError: a ``profile`` that is neither.
+    """
+    if request.profile is not None:
+        if request.profile not in PROFILES:
+            raise InvalidRequestError(
+                f"profile must be one of {', '.join(PROFILES)}", param="profile")
+        return request.profile
+    _, alias = split_profile(request.model, model_map=options.model_map,
+                             models=options.models)
+    return alias or options.profile
+
+
 def model_names(options: PlanOptions) -> tuple[str, ...]:
-    """The model names requests may use (plus any full ``claude-...`` id), for /v1/models."""
-    return valid_models(options.model_map, (options.default_model, *options.models))
+    """The model names requests may use (plus any full ``claude-...`` id, and any name
+    with ``-chat``), for /v1/models: the ``-chat`` aliases listed are those of the
+    default model and the three model families, so the list stays short."""
+    names = valid_models(options.model_map, (options.default_model, *options.models))
+    lean = [f"{n}{LEAN_SUFFIX}" for n in (options.default_model, "sonnet", "opus", "haiku")]
+    return tuple(dict.fromkeys([*names, *lean]))
 
 
 # Said to the model when no system prompt came with client tools: Claude Code's own
 # describes tools that are off.
 _PLAIN_SYSTEM = "You are a helpful assistant. Use the provided tools when they help."
+# The same for a lean turn without tools: Claude Code's prompt is replaced, never sent.
+_LEAN_SYSTEM = "You are a helpful assistant."
+# What a lean run turns off besides tools and prompt (measured with the pinned CLI against
+# the fake upstream; README "Profiles"). Experimental betas: the body's context_management
+# (clear_thinking, keep all: a no-op without tools) and most of the anthropic-beta header.
+# CLAUDE.md files: Claude Code's context, not the client's prompt. The operator's
+# claude.extra_env still wins over both.
+_LEAN_ENV = {"CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS": "1", "CLAUDE_CODE_DISABLE_CLAUDE_MDS": "1"}
 # The CLI never sends tool_choice (client-tools reference §8), so "required" and a named
 # function are asked for in the turn's own text: per turn, and no new process.
 _REQUIRED = "(Respond by calling one of the provided tools.)"
@@ -192,7 +230,10 @@ def plan_invocation(
     resume = session is not None and session.resume
     prompt = build_prompt(request, inline_history=not resume, image_limits=options.images)
     system = prompt.system if prompt.system is not None else session and session.system_prompt
+    lean = resolve_profile(request, options) == "lean"
     nudge: tuple[dict[str, Any], ...] = ()
+    if lean and tools is None:
+        system = system or _LEAN_SYSTEM
     if tools is not None:
         system = system or _PLAIN_SYSTEM
         if tools.choice != "auto":
@@ -221,14 +262,16 @@ def plan_invocation(
     # The session flags belong here, but go in last: all the rest is the process key.
     session_at = len(argv)
     if system:
-        mode = (options.system_prompt_mode if tools is None
+        mode = ("replace" if lean else options.system_prompt_mode if tools is None
                 else options.system_prompt_mode_with_client_tools)
         argv += ["--system-prompt" if mode == "replace" else "--append-system-prompt", system]
-    argv += _tool_and_extra_flags(request, options, tools)
+    argv += _tool_and_extra_flags(request, options, tools, lean=lean)
     if output is not None:
         argv += ["--json-schema", output.flag()]
     if tools is not None:
         _client_tool_env(env, tools)
+    if lean:
+        env.update(_LEAN_ENV)
     # Without this the CLI phones home and may send extra title requests (reference §10).
     env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
     # The CLI's default is 10 retries over ~3 minutes; the gateway answers sooner.
@@ -279,10 +322,13 @@ def _client_tool_env(env: dict[str, str], tools: ToolSet) -> None:
 
 
 def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions,
-                          client: ToolSet | None) -> list[str]:
+                          client: ToolSet | None, *, lean: bool) -> list[str]:
     """The argv after the system prompt: tools, limits, directories, settings, MCP, effort."""
     argv: list[str] = []
-    server = options.tools if client is None else options.tools_with_client_tools
+    # Lean has none of Claude Code's tools whatever the settings; its MCP servers stay
+    # (the operator configured them, as for client tool turns).
+    server = ("" if lean else options.tools if client is None
+              else options.tools_with_client_tools)
     tools = narrowed_tools(server, request.enabled_tools)
     if tools is not None:
         argv += ["--tools", tools]
@@ -296,7 +342,7 @@ def _tool_and_extra_flags(request: ChatCompletionRequest, options: PlanOptions,
         allowed.append(f"mcp__{name}")  # MCP calls need an allow rule in -p (§5)
     if allowed:
         argv += ["--allowedTools", *allowed]
-    disallowed = narrowed_disallowed(options.tools, options.disallowed_tools,
+    disallowed = narrowed_disallowed("" if lean else options.tools, options.disallowed_tools,
                                      request.disabled_tools)
     if disallowed:
         argv += ["--disallowedTools", *disallowed]

@@ -17,10 +17,13 @@ from .jsonbody import excerpt
 __all__ = [
     "CLI_MODEL_ALIASES",
     "DEFAULT_TOOLS",
+    "LEAN_SUFFIX",
+    "PROFILES",
     "check_model",
     "narrowed_disallowed",
     "narrowed_max_turns",
     "narrowed_tools",
+    "split_profile",
     "valid_models",
 ]
 
@@ -28,6 +31,13 @@ __all__ = [
 CLI_MODEL_ALIASES = (
     "sonnet", "opus", "haiku", "fable", "best", "opusplan", "sonnet[1m]", "opus[1m]",
 )  # fmt: skip
+#: The profiles a run may have: "full" is Claude Code as it is (its tools, its agent
+#: prompt); "lean" is a plain chat model (no tools, only the client's system prompt).
+PROFILES = ("full", "lean")
+#: A model name ending in this asks for the lean profile with the name before it
+#: (``sonnet-chat``, ``claude-opus-4-1-chat``): the one per-request switch every OpenAI
+#: client can send, since they all let the user type a model name.
+LEAN_SUFFIX = "-chat"
 # Full ids are passed to the API as they are; new models need no gateway release.
 _FULL_ID_PREFIX = "claude-"
 
@@ -55,6 +65,21 @@ def valid_models(model_map: Mapping[str, str], models: Iterable[str]) -> tuple[s
     return tuple(dict.fromkeys([*CLI_MODEL_ALIASES, *model_map, *models]))
 
 
+def split_profile(
+    requested: str, *, model_map: Mapping[str, str], models: Iterable[str]
+) -> tuple[str, str | None]:
+    """A request's model name as ``(base name, "lean" or None)``.
+
+    A name the server knows as it is (a map key or listed model that happens to end in
+    ``-chat``) stays whole: the operator's names win over the suffix.
+    """
+    name = requested.strip()
+    base = name.removesuffix(LEAN_SUFFIX)
+    if base == name or not base or name in valid_models(model_map, models):
+        return name, None
+    return base, "lean"
+
+
 def check_model(
     requested: str, *, default: str, model_map: Mapping[str, str], models: Iterable[str]
 ) -> str:
@@ -62,11 +87,13 @@ def check_model(
 
     "" and "default" mean the server's default; the model map then renames (so a client's
     ``gpt-4o`` can be ``sonnet``). The default is the operator's choice and not checked.
+    A ``-chat`` alias (`split_profile`) is checked as its base name.
 
     Raises:
         InvalidRequestError: a name that is no alias, map key, listed model or full id.
     """
-    name = requested.strip()
+    models = tuple(models)
+    name, profile = split_profile(requested, model_map=model_map, models=models)
     if name in ("", "default"):
         return model_map.get(default, default)
     if name in model_map:
@@ -74,9 +101,11 @@ def check_model(
     names = valid_models(model_map, models)
     if name in names or name.startswith(_FULL_ID_PREFIX):
         return name
+    base = f" ({excerpt(name)} is no model name)" if profile else ""
     raise InvalidRequestError(
-        f"The model {excerpt(name)} does not exist. Use one of: {', '.join(names)}, or a full "
-        f"Claude model id ({_FULL_ID_PREFIX}...)",
+        f"The model {excerpt(requested.strip())} does not exist{base}. Use one of: "
+        f"{', '.join(names)}, or a full Claude model id ({_FULL_ID_PREFIX}...); any of them "
+        f"with {LEAN_SUFFIX} picks the lean profile",
         param="model",
         code="model_not_found",
     )

@@ -16,7 +16,11 @@ from ccproto import ChatCompletionRequest, Message, ProcessKey, SessionPlan, pla
 from ..pool.pooled import Fresh, ProcessPlan
 from .context import TurnServices
 
-__all__ = ["planner"]
+__all__ = ["PROFILE_HEADER", "planner", "with_profile"]
+
+#: The request header that picks a request's profile ("full" or "lean"), for clients
+#: that can add headers but not body fields; a ``profile`` body field wins over it.
+PROFILE_HEADER = "x-ccserver-profile"
 
 # Any session will do for the shape: the process key leaves the session's flags out.
 # Without one the plan would be stateless (``--no-session-persistence``), another shape.
@@ -50,6 +54,14 @@ def planner(services: TurnServices, request: ChatCompletionRequest) -> tuple[Pro
             own_cwd=identity.own_cwd)
 
     return shape, fresh
+
+
+def with_profile(request: ChatCompletionRequest, header: str | None) -> ChatCompletionRequest:
+    """``request`` with the profile its surface's header named, unless its body named one
+    (as ``conversation_id`` and ``x-conversation-id``); the planner checks the value."""
+    if header is None or request.profile is not None:
+        return request
+    return attrs.evolve(request, profile=header.strip().lower())
 
 
 def _text_only(message: Message) -> Message:

@@ -38,6 +38,7 @@ from ..core.cache import (
     options_fingerprint,
     refreshed,
 )
+from ..core.planning import PROFILE_HEADER, with_profile
 from ..core.run import Run, open_turn
 from ..edge.accesslog import log_usage
 from ..edge.asgi import (
@@ -66,9 +67,9 @@ async def chat_completions(
     arrived = trio.current_time()
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
-    request = await decode(structure_request, body)
+    request = with_profile(await decode(structure_request, body), header(scope, PROFILE_HEADER))
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
-    cache_key = await _cache_key(gw, body, conversation_id)
+    cache_key = await _cache_key(gw, body, conversation_id, request.profile)
     if cache_key is not None:
         hit = gw.cache.get(cache_key)
         scope["ccserver.log"] = {"cache": "hit" if hit is not None else "miss"}
@@ -107,11 +108,15 @@ async def chat_completions(
     return status
 
 
-async def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None) -> str | None:
+async def _cache_key(gw: Gateway, body: bytes, conversation_id: str | None,
+                     profile: str | None) -> str | None:
     """The response-cache key of a cacheable request (issue 7's rule in ccserver.cache)."""
     if not gw.cache.enabled:
         return None
     parsed = await decode(load_object, body)  # valid: structure_request accepted it
+    if profile is not None:
+        # A header's profile changes the answer as the body field would.
+        parsed = {**parsed, "profile": profile}
     if not is_cacheable_request(parsed, conversation_id=conversation_id):
         return None
     version = gw.cli_info.version if gw.cli_info else None

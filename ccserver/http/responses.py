@@ -25,6 +25,7 @@ from ccproto import (
     structure_responses_request,
 )
 
+from ..core.planning import PROFILE_HEADER, with_profile
 from ..core.run import Run, open_turn
 from ..core.stored_responses import (
     continued_conversation,
@@ -39,6 +40,7 @@ from ..edge.asgi import (
     Send,
     cancel_on_disconnect,
     decode,
+    header,
     read_body,
     send_json,
 )
@@ -56,7 +58,7 @@ async def create_response(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     body = await read_body(scope, receive, gw.settings.server.max_body_bytes,
                            timeout=gw.settings.server.body_timeout_seconds)
     request = await decode(structure_responses_request, body)
-    chat = chat_request(request)
+    chat = with_profile(chat_request(request), header(scope, PROFILE_HEADER))
     conversation_id = await continued_conversation(gw.records, request)
     headers = [*headers, *dropped_tools(request)]
     status = 499  # unless a response goes out first, the client went away

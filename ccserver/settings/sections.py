@@ -66,6 +66,10 @@ class ClaudeSettings:
         "append", "append: --append-system-prompt; replace: --system-prompt"
     )
     tools: str = setting("default", '"default" = the CLI\'s own set, "" = none, or "Bash,Read"')
+    profile: Literal["full", "lean"] = setting(
+        "full", "full: Claude Code's tools and prompt; lean: a plain chat model (no tools, the "
+        "client's system prompt only) for requests that pick none (README: Profiles)"
+    )
     allowed_tools: tuple[str, ...] = setting((), "tools allowed without asking (--allowedTools)")
     disallowed_tools: tuple[str, ...] = setting((), "tools or rules denied (--disallowedTools)")
     permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk", "auto"] = setting(

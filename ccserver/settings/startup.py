@@ -88,4 +88,5 @@ def plan_options(settings: Settings, extra: ClaudeOptions, *, executable: str,
                            max_count=settings.images.max_per_request),
         tools_with_client_tools=settings.client_tools.claude_tools,
         system_prompt_mode_with_client_tools=settings.client_tools.system_prompt_mode,
+        profile=c.profile,
     )

@@ -196,6 +196,52 @@ def test_client_tools_get_an_in_band_mcp_server() -> None:
     assert stdin_blocks(inv) == [{"type": "text", "text": "Weather?"}]
 
 
+def value(argv: tuple[str, ...], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_lean_has_no_claude_code_tools_and_only_the_clients_system_prompt() -> None:
+    msgs = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "q"}]
+    full = plan(msgs, model="sonnet")
+    assert value(full.argv, "--append-system-prompt") == "Be terse."
+    assert "--tools" not in full.argv and "--system-prompt" not in full.argv
+    for lean in (plan(msgs, model="sonnet-chat"), plan(msgs, model="sonnet", profile="lean"),
+                 plan(msgs, PlanOptions(executable="/bin/claude", cwd="/ws", profile="lean"))):
+        assert value(lean.argv, "--model") == "sonnet"
+        assert value(lean.argv, "--tools") == ""
+        assert value(lean.argv, "--system-prompt") == "Be terse."
+        assert "--append-system-prompt" not in lean.argv
+        assert lean.env["CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS"] == "1"
+        assert lean.env["CLAUDE_CODE_DISABLE_CLAUDE_MDS"] == "1"
+        assert lean.process_key != full.process_key
+    assert "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS" not in full.env
+    # The alias, the field and the setting plan one and the same process.
+    assert plan(msgs, model="sonnet-chat").process_key == \
+        plan(msgs, model="sonnet", profile="lean").process_key
+
+
+def test_lean_without_a_system_prompt_gets_a_neutral_one_not_claude_codes() -> None:
+    lean = plan([{"role": "user", "content": "q"}], model="sonnet-chat")
+    assert value(lean.argv, "--system-prompt") == "You are a helpful assistant."
+
+
+def test_lean_overrides_the_servers_tools_and_prompt_mode() -> None:
+    opts = PlanOptions(executable="c", cwd="/", tools="Bash,Read", system_prompt_mode="append",
+                       tools_with_client_tools="default",
+                       system_prompt_mode_with_client_tools="append",
+                       disallowed_tools=("WebFetch",))
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "q"}]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    for fields in ({}, {"tools": [tool]}):
+        lean = plan(msgs, opts, model="opus-chat", **fields)
+        assert value(lean.argv, "--tools") == "" and value(lean.argv, "--system-prompt") == "S"
+        full = plan(msgs, opts, model="opus", **fields)
+        assert value(full.argv, "--tools") != "" and "--system-prompt" not in full.argv
+    with pytest.raises(InvalidRequestError) as info:
+        plan(msgs, opts, model="opus-chat", enabled_tools=["Bash"])  # lean offers none
+    assert info.value.param == "enabled_tools"
+
+
 def test_the_clients_system_prompt_replaces_claude_codes() -> None:
     inv = plan([{"role": "system", "content": "You are a weather bot."}, *ASK], tools=[WEATHER])
     assert flag(inv, "--system-prompt") == "You are a weather bot."

@@ -18,6 +18,7 @@ from ccproto import (
     model_names,
     plan_invocation,
     resolve_model,
+    resolve_profile,
     structure_request,
 )
 
@@ -111,6 +112,68 @@ def test_model_names_lists_aliases_map_keys_and_extras_once() -> None:
 def test_resolve_model_is_what_the_plan_passes() -> None:
     request = structure_request(json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]}))
     assert resolve_model(request, MAPPED) == "sonnet"
+
+
+# ---- profiles: the -chat alias and the profile field ----------------------------------------
+
+
+@pytest.mark.parametrize(("asked", "cli"), [
+    ("sonnet-chat", "sonnet"), ("opus-chat", "opus"), ("sonnet[1m]-chat", "sonnet[1m]"),
+    ("default-chat", "haiku"), ("gpt-4o-chat", "sonnet"), ("fast-chat", "haiku"),
+    ("my-model-chat", "my-model"),
+    ("claude-sonnet-4-5-20250929-chat", "claude-sonnet-4-5-20250929"),
+])
+def test_a_chat_alias_is_its_base_model_with_the_lean_profile(asked: str, cli: str) -> None:
+    request = structure_request(json.dumps({"model": asked, "messages": [{"role": "user", "content": "q"}]}))
+    assert resolve_model(request, MAPPED) == cli
+    assert resolve_profile(request, MAPPED) == "lean"
+    assert values(plan(MAPPED, model=asked).argv, "--model") == [cli]
+
+
+def test_an_operator_name_ending_in_chat_is_no_alias() -> None:
+    opts = PlanOptions(executable="claude", cwd="/ws", model_map={"team-chat": "opus"},
+                       models=("vendor-chat",))
+    for asked, cli in (("team-chat", "opus"), ("vendor-chat", "vendor-chat")):
+        request = structure_request(json.dumps({"model": asked, "messages": [{"role": "user", "content": "q"}]}))
+        assert resolve_model(request, opts) == cli and resolve_profile(request, opts) == "full"
+
+
+@pytest.mark.parametrize("asked", ["gpt-5-chat", "-chat", "chat"])
+def test_an_unknown_base_with_chat_is_a_400_naming_it(asked: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        plan(MAPPED, model=asked)
+    err = info.value
+    assert err.status_hint == 400 and err.param == "model" and err.code == "model_not_found"
+    assert f"'{asked}'" in err.message and "-chat" in err.message
+    if asked == "gpt-5-chat":
+        assert "'gpt-5' is no model name" in err.message
+
+
+@pytest.mark.parametrize(("model", "field", "setting", "expect"), [
+    ("sonnet", None, "full", "full"), ("sonnet", None, "lean", "lean"),
+    ("sonnet-chat", None, "full", "lean"),
+    ("sonnet-chat", "full", "full", "full"),  # the explicit field wins over the alias
+    ("sonnet", "lean", "full", "lean"), ("sonnet", "full", "lean", "full"),
+])
+def test_the_profile_field_then_the_alias_then_the_setting(
+        model: str, field: str | None, setting: str, expect: str) -> None:
+    opts = PlanOptions(executable="claude", cwd="/ws", profile=setting)
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "q"}]}
+    if field is not None:
+        body["profile"] = field
+    assert resolve_profile(structure_request(json.dumps(body)), opts) == expect
+
+
+def test_an_unknown_profile_is_a_400() -> None:
+    with pytest.raises(InvalidRequestError, match="full, lean") as info:
+        plan(profile="tiny")
+    assert info.value.param == "profile"
+
+
+def test_model_names_list_a_few_chat_aliases() -> None:
+    names = model_names(MAPPED)
+    assert {"fast-chat", "sonnet-chat", "opus-chat", "haiku-chat"} <= set(names)
+    assert "gpt-4o-chat" not in names and len(names) == len(set(names))
 
 
 # ---- per-request narrowing ----------------------------------------------------------------

@@ -7,6 +7,7 @@ trio test runs under a `trio.fail_after` guard so a hang fails instead of blocki
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -17,7 +18,10 @@ from typing import Any, cast
 
 import trio
 
-from ccproto import CLIStream, Invocation
+from ccproto import CLIStream, Invocation, PlanOptions, structure_request
+from ccserver.conversations.records import Identity
+from ccserver.core.context import TurnServices
+from ccserver.core.planning import planner
 from ccserver.pool.books import Books
 from ccserver.pool.pool import Pool
 from ccserver.pool.pooled import PooledProcess, ProcessPlan
@@ -139,6 +143,30 @@ def test_warm_process_is_taken_by_shape_and_only_alive() -> None:
     assert books.take_warm("a") is good and good.busy and good.taken
     assert books.take_warm("a") is None
     assert books.counters["warm_hits"] == 1
+
+
+def test_a_lean_request_takes_a_lean_warm_process() -> None:
+    # The -chat alias changes the argv (--tools "", --system-prompt), so the shape: the
+    # pool keeps lean warm processes apart and a lean request takes one of them only.
+    services = cast(TurnServices, SimpleNamespace(
+        options=PlanOptions(executable="claude", cwd="/ws"), environ={},
+        records=SimpleNamespace(new_identity=lambda: Identity("c", "s", "/ws"))))
+
+    def shaped(model: str, **extra: Any) -> tuple[Any, PooledProcess]:
+        request = structure_request(json.dumps({
+            "model": model, "messages": [{"role": "user", "content": "q"}], **extra}))
+        shape, fresh = planner(services, request)
+        assert fresh().inv.process_key == shape  # a warm process planned fits the shape
+        return shape, idle(model, shape=shape)
+
+    lean_shape, lean = shaped("sonnet-chat")
+    full_shape, full = shaped("sonnet")
+    header_shape, _ = shaped("sonnet", profile="lean")
+    assert lean_shape != full_shape and header_shape == lean_shape
+    books = books_with(9, [full, lean], [])
+    assert books.take_warm(lean_shape) is lean
+    assert books.take_warm(lean_shape) is None
+    assert books.take_warm(full_shape) is full
 
 
 def test_bound_process_of_a_changed_shape_is_stopped_and_the_turn_misses() -> None:
