@@ -19,7 +19,8 @@ from ccproto import ImageLimits, PlanOptions
 from . import Settings
 from .mcp import McpSetup, load_mcp
 
-__all__ = ["ClaudeOptions", "FileAccessError", "access_dirs", "claude_options", "plan_options"]
+__all__ = ["ClaudeOptions", "FileAccessError", "access_dirs", "claude_options", "cold_starts",
+           "plan_options"]
 
 
 class FileAccessError(Exception):
@@ -89,3 +90,18 @@ def plan_options(settings: Settings, extra: ClaudeOptions, *, executable: str,
         tools_with_client_tools=settings.client_tools.claude_tools,
         system_prompt_mode_with_client_tools=settings.client_tools.system_prompt_mode,
     )
+
+
+def cold_starts(settings: Settings, cores: int | None = None) -> int:
+    """How many CLI processes may start at once: ``claude.max_cold_starts``, or for 0
+    the CPU cores this process may run on (``cores``, else its affinity mask).
+
+    A start-up is about a CPU-second of work until the CLI's first line: one per core
+    keeps every core busy, and more only splits the cores between them, so each start
+    (and its first token) takes longer while the burst as a whole is no faster.
+    """
+    if settings.claude.max_cold_starts:
+        return settings.claude.max_cold_starts
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
+    return max(1, cores)
