@@ -4,8 +4,9 @@ A CLI's start-up (loading its code, reading its settings, up to its first stdout
 costs about one CPU-second, and nothing of it can be shared. When a burst of new
 conversations starts every CLI at once, they split the cores between them and all finish
 starting near the end, so nobody gets an answer early. With at most as many starting as
-the cores can serve (``claude.max_cold_starts``, by default the core count), the first
-ones are ready after one start-up's time and the total is the same, so the burst's first
+the cores can serve (``claude.max_cold_starts``, by default two per core: a start-up
+also waits on disk and pipes, settings/startup.py has the figures), the first ones are
+ready after about one start-up's time and the total is the same, so the burst's first
 answers come early and the last no later.
 
 A slot is held from the spawn until the process's first stdout line (it is ready: the

@@ -77,7 +77,7 @@ class ClaudeSettings:
     max_queued_requests: int = setting(32, "waiting for a slot beyond this: 429", POSITIVE)
     queue_timeout_seconds: float = setting(30.0, "waited this long for a slot: 429", POSITIVE)
     max_cold_starts: int = setting(
-        0, "new CLI processes starting at once, the rest wait in line; 0 = one per CPU core",
+        0, "new CLI processes starting at once, the rest wait in line; 0 = 2 per CPU core",
         NON_NEGATIVE,
     )
     first_output_timeout_seconds: float = setting(120.0, "until the CLI's first line", POSITIVE)

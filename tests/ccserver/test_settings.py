@@ -62,9 +62,9 @@ def test_defaults(tmp_path: Path) -> None:
 
 def test_cold_starts_default_to_the_cores_this_process_may_use() -> None:
     assert load().claude.max_cold_starts == 0
-    assert cold_starts(load(), cores=2) == 2
+    assert cold_starts(load(), cores=2) == 4
     assert cold_starts(load(), cores=0) == 1  # at least one, whatever the mask says
-    assert cold_starts(load()) == len(os.sched_getaffinity(0))
+    assert cold_starts(load()) == 2 * len(os.sched_getaffinity(0))
     # Set, it is taken as is: more or fewer than the cores.
     assert cold_starts(load({"CLAUDE_CODE__CLAUDE__MAX_COLD_STARTS": "32"}), cores=2) == 32
     with pytest.raises(SettingsError):
