@@ -1,19 +1,25 @@
 """Concurrency: N parallel streams at once; throughput, latency, errors, CPU and memory.
 
-For each level (default 32 and 64) a fresh gateway (``claude.max_concurrent_sessions`` and
-the queue sized for the level, pool at its defaults) gets N streaming requests for new
-conversations at the same instant, one short answer each, from N client threads. While they
+A burst of N (default 32) new conversations runs side by side on separate gateways
+(``claude.max_concurrent_sessions`` and the queue sized for N, pool at its defaults):
+*all at once* (``claude.max_cold_starts`` = N: every CLI starts at once) and *limited*
+(``claude.max_cold_starts`` at its default, one per core; or the limits given), the
+sides alternating for the given rounds (default 1). Each gets N streaming requests at
+the same instant, one short answer each, from N client threads. While they
 run, /proc is sampled every 0.25 s: the gateway's peak RSS, and every CLI process's peak RSS
 (VmHWM) and PSS. CPU: the gateway's own utime+stime, and the CLI processes' from the
 gateway's reaped-children times plus the live ones' (a process that was warm before the
 burst counts only what it spent during it). The load generator shares the 2 cores.
 
-Usage: .venv/bin/python -m bench.concurrency [levels, e.g. 32,64]
+Goal (issue 12): first-token p50 limited <= 0.5x all at once, throughput >= 0.95x.
+
+Usage: .venv/bin/python -m bench.concurrency [N [limits, e.g. 0,1,4 [rounds]]]
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import os
 import sys
 import threading
@@ -119,10 +125,21 @@ def _burst(base_url: str, n: int) -> tuple[list[Timeline], float]:
     return results, time.perf_counter() - t0
 
 
-def _level(n: int) -> dict[str, str]:
+@attrs.define
+class Side:
+    """One burst's figures: the table's rows, and the raw ones the goal is judged on."""
+
+    rows: dict[str, str]
+    ttft: list[float]
+    done: list[float]
+    ok: int
+    wall: float
+
+
+def _level(n: int, cold_starts: int, name: str) -> Side:
     settings = {"claude.max_concurrent_sessions": n, "claude.max_queued_requests": n,
-                "claude.queue_timeout_seconds": 120}
-    with stack() as st, st.gateway(f"gw{n}", settings) as (gw, client):
+                "claude.queue_timeout_seconds": 120, "claude.max_cold_starts": cold_starts}
+    with stack() as st, st.gateway(name, settings) as (gw, client):
         settle(client)
         pid = gw.proc.pid
         sampler = Sampler(pid)
@@ -153,9 +170,11 @@ def _level(n: int) -> dict[str, str]:
             return "-"
         return f"{(median(values) if how == 'median' else max(values)) / _MB:.0f} MiB"
 
-    ttft, done = [r.first for r in ok], [r.done for r in ok]
+    # Sorted: percentile() takes an ascending list (thread order gave wrong p50/p99).
+    ttft, done = sorted(r.first for r in ok), sorted(r.done for r in ok)
     rss = list(sampler.rss.values())
-    return {
+    rows = {
+        "max_cold_starts": str(s.get("cold_starts", {}).get("limit", "?")),
         "streams ok / errors": f"{len(ok)} / {len(results) - len(ok)}"
                                + (f" {dict(errors)}" if errors else ""),
         "wall (first request to last [DONE])": f"{wall:.1f} s",
@@ -176,35 +195,78 @@ def _level(n: int) -> dict[str, str]:
         "pool warm_started / retired / killed":
             f"{pool.get('warm_started')} / {pool.get('retired')} / {pool.get('killed')}",
     }
+    return Side(rows, ttft, done, len(ok), wall)
 
 
 def _available() -> int:
     return _kb("/proc/meminfo", "MemAvailable")
 
 
+def _pooled(sides: list[Side]) -> Side:
+    """Rounds of one side, pooled: every stream's times, the walls summed."""
+    return Side(sides[-1].rows, sorted(t for x in sides for t in x.ttft),
+                sorted(t for x in sides for t in x.done), sum(x.ok for x in sides),
+                sum(x.wall for x in sides))
+
+
 def run(argv: Sequence[str] = ()) -> Report:
-    levels = [int(x) for x in (argv[0] if argv else "32,64").split(",")]
-    columns: dict[int, dict[str, str]] = {}
-    notes = []
-    for n in levels:
-        need = n * 200 * _MB + 2 * 1024 * _MB  # ~130 MB PSS per CLI (reference §11), margin
-        if _available() < need:
-            notes.append(f"{n} streams skipped: MemAvailable {_available() // _MB} MiB "
-                         f"< {need // _MB} MiB")
-            continue
-        columns[n] = _level(n)
-    keys = next(iter(columns.values())).keys() if columns else []
-    report = Report(
-        title="Concurrency: N parallel streams, one short answer each",
-        command=f".venv/bin/python -m bench.concurrency {','.join(map(str, levels))}",
-        headline=" · ".join(f"{n} streams: {c['throughput']}, {c['streams ok / errors']} "
-                            f"ok/errors, complete p99 {c['complete p50 / p99'].split(' / ')[1]}"
-                            for n, c in columns.items()),
-        header=("", *(f"{n} streams" for n in columns)),
-        rows=[(k, *(c[k] for c in columns.values())) for k in keys],
-        notes=[*notes, "load generator (threads + httpx) runs on the same 2 cores"],
+    n = int(argv[0]) if argv else 32
+    limits = [int(x) for x in (argv[1] if len(argv) > 1 else "0").split(",")]
+    rounds = int(argv[2]) if len(argv) > 2 else 1
+    need = n * 200 * _MB + 2 * 1024 * _MB  # ~130 MB PSS per CLI (reference §11), margin
+    if _available() < need:
+        return Report(title="Concurrency", command="", headline=(
+            f"skipped: MemAvailable {_available() // _MB} MiB < {need // _MB} MiB"),
+            header=("",))
+    # Alternating, so a slower stretch of the machine weighs on both sides alike.
+    runs: dict[int, list[Side]] = {k: [] for k in [n, *limits]}
+    for r in range(rounds):
+        for k in runs:
+            runs[k].append(_level(n, k, f"gw{n}-k{k}-r{r}"))
+    sides = {k: _pooled(v) for k, v in runs.items()}
+    base = sides[n]
+
+    def p(values: list[float], q: float) -> float:
+        return percentile(values, q) if values else math.nan
+
+    def figures(side: Side) -> dict[str, str]:
+        return {
+            "first token p50 / p99 (all rounds)":
+                f"{p(side.ttft, 50) * 1000:.0f} / {p(side.ttft, 99) * 1000:.0f} ms",
+            "complete p50 / p99 (all rounds)":
+                f"{p(side.done, 50) * 1000:.0f} / {p(side.done, 99) * 1000:.0f} ms",
+            "throughput (all rounds)": f"{side.ok / side.wall:.2f} streams/s",
+        }
+
+    columns = {k: {**figures(side), **side.rows} for k, side in sides.items()}
+    verdicts, notes = [], []
+    for k in limits:
+        side = sides[k]
+        ttft_ratio = p(side.ttft, 50) / p(base.ttft, 50)
+        tput_ratio = (side.ok / side.wall) / (base.ok / base.wall)
+        met = ttft_ratio <= 0.5 and tput_ratio >= 0.95
+        label = "default" if k == 0 else f"{k}"
+        verdicts.append(f"limit {label}: first-token p50 {ttft_ratio:.2f}x, throughput "
+                        f"{tput_ratio:.2f}x of all at once ({'met' if met else 'NOT met'})")
+        columns[k]["vs all at once: first token p50 / throughput"] = \
+            f"{ttft_ratio:.2f}x / {tput_ratio:.2f}x"
+    columns[n]["vs all at once: first token p50 / throughput"] = "1 / 1"
+    keys = next(iter(columns.values())).keys()
+    header = ("", *(f"all at once (K={n})" if k == n else
+                    f"limited (K={'default' if k == 0 else k})" for k in columns))
+    return Report(
+        title=f"Concurrency: a burst of {n} new conversations, all at once vs limited "
+              "cold starts",
+        command=f".venv/bin/python -m bench.concurrency {n} {','.join(map(str, limits))} "
+                f"{rounds}",
+        headline=" · ".join(verdicts)
+                 + " (goal: first-token p50 <= 0.5x, throughput >= 0.95x)",
+        header=header,
+        rows=[(key, *(c.get(key, "-") for c in columns.values())) for key in keys],
+        notes=[*notes, f"{rounds} round(s), sides alternating; the rows below the ratios "
+               "are the last round's", "load generator (threads + httpx) runs on the same "
+               "2 cores"],
     )
-    return report
 
 
 def main(argv: Sequence[str] | None = None) -> None:

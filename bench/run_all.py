@@ -6,7 +6,7 @@ CLI run directly; this runs them one after the other (about 7 minutes with the d
 markers, leaving the rest (history) as it is.
 
 Usage: .venv/bin/python -m bench.run_all [--no-write] [NAME=ARG[,ARG...] ...]
-  e.g. .venv/bin/python -m bench.run_all ttft=4 concurrency=32,64
+  e.g. .venv/bin/python -m bench.run_all ttft=4 concurrency=32:0,4:2
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def _args(overrides: Sequence[str]) -> dict[str, tuple[str, ...]]:
         name, _, value = item.partition("=")
         if name not in SUITE:
             raise SystemExit(f"unknown bench {name!r}; one of {', '.join(SUITE)}")
-        # concurrency takes one comma-separated argument; the others take counts
-        chosen[name] = (value,) if name == "concurrency" else tuple(value.split(","))
+        # concurrency's arguments (N, its comma-separated limits, rounds) are split by
+        # ":"; the others take counts
+        chosen[name] = tuple(value.split(":" if name == "concurrency" else ","))
     return chosen
 
 

@@ -35,7 +35,7 @@ from .proc.discovery import CLIInfo, find_cli, probe_cli
 from .proc.guard import start_watchdog, stop_predecessors
 from .proc.reading import RunLimits
 from .settings import Settings
-from .settings.startup import claude_options, plan_options
+from .settings.startup import claude_options, cold_starts, plan_options
 
 __all__ = ["Gateway"]
 
@@ -80,6 +80,7 @@ class Gateway:
             max_processes=c.max_concurrent_sessions,
             limits=self.limits,
             hold_seconds=settings.client_tools.hold_seconds,
+            max_cold_starts=cold_starts(settings),
         )
         self.janitor = Janitor(self.records, self.conversations.locks,
                               on_remove=self.pool.forget)
@@ -143,6 +144,9 @@ class Gateway:
         stats = Stats()
         stats.add_source("processes", lambda: {"live": self.admission.live,
                                                "queued": self.admission.queued})
+        cold = self.pool.cold
+        stats.add_source("cold_starts", lambda: {"limit": cold.limit, "running": cold.running,
+                                                 "waiting": cold.waiting})
         stats.add_source("cache", self.cache.counters, counters=("hits", "misses", "stores"))
         stats.add_source("pool", self.pool.stats, counters=POOL_COUNTERS)
         stats.add_source("conversations", lambda: dict(self.records.counters),

@@ -65,8 +65,10 @@ async def run_attempts(services: TurnServices, lease: Lease, inv: Invocation, ti
                     turn = Turn(client_tools=inv.client_tools.names if inv.client_tools
                                 else frozenset(), structured=inv.output is not None)
                 assert process.proc is not None
+                # A new process's first line ends its start-up: its cold-start slot goes.
                 failure = await read_turn(process.proc, process.stream, services.limits, sink,
-                                          turn=turn, bridge=process.bridge)
+                                          turn=turn, bridge=process.bridge,
+                                          on_output=lease.ready)
                 if failure is None:
                     if sink.requested is not None:
                         # Paused: the process is held with its turn for the results.

@@ -3,8 +3,9 @@
 Chat Completions over HTTP and every later surface (Responses, WebSocket) run a request
 the same way: `open_turn` checks and plans it (`planner`), takes a warm process if it
 starts a new conversation, claims its conversation's turn, finds or makes room for its
-process (`Lease`), waits for a CLI slot (`Admission`) and starts the turn
-(`run_attempts`); the surface reads `Run.receive()` and renders the events.
+process (`Lease`), waits for a CLI slot (`Admission`) and, for a new process, a
+cold-start slot (`ColdStarts`), and starts the turn (`run_attempts`); the surface reads
+`Run.receive()` and renders the events.
 """
 
 from __future__ import annotations
@@ -121,7 +122,21 @@ async def open_turn(
                     if inv.stdin_after_results is None and \
                             await _answered_in_session(services, lease, ticket, results):
                         inv = resuming_answered_calls(inv)
-                    async with services.admission.slot():
+                    admission = services.admission
+                    # One deadline for both waits: a request that cannot start within
+                    # the queue timeout gets its 429, whichever line it stood in.
+                    deadline = trio.current_time() + admission.queue_timeout
+                    async with admission.slot(deadline=deadline):
+                        # The cold-start slot before making room, not after: a turn in
+                        # line then holds no promise, so it retires nobody's idle process
+                        # (a conversation's next turn may still find it) while it waits,
+                        # and no promise ever waits behind a slot. Holding the slot while
+                        # room is made is short (retired processes exit within a grace
+                        # period) and is CPU those exits use anyway. No deadlock: slots
+                        # are given back at a process's first line or end, which needs
+                        # no room, and admitted turns never outnumber the cap.
+                        await lease.wait_to_start(deadline=deadline,
+                                                  retry_after=admission.retry_after)
                         await lease.make_room()
                         async with _open_run(services, lease, inv, ticket, model,
                                              results) as run:

@@ -41,30 +41,42 @@ class Admission:
     def queued(self) -> int:
         return self._limiter.statistics().tasks_waiting
 
+    @property
+    def retry_after(self) -> float:
+        """The ``Retry-After`` of a refusal: a quarter of the queue timeout, at least 1 s."""
+        return max(1.0, self.queue_timeout / 4)
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, *, deadline: float | None = None) -> AsyncIterator[None]:
         """Hold one CLI slot for the duration of the block.
 
+        Args:
+            deadline: wait for a slot until then (``trio.current_time()`` based); by
+                default ``queue_timeout`` from now. A caller that waits for more than this
+                slot (a cold-start slot too) passes one deadline for all its waits.
+
         Raises:
-            Busy: the queue is full, or no slot freed up within ``queue_timeout``.
+            Busy: the queue is full, or no slot freed up by the deadline.
         """
         if self._limiter.available_tokens == 0 and self.queued >= self.max_queued:
             raise Busy(
                 "The server is running as many Claude Code sessions as it allows and its "
                 "queue is full; retry shortly",
-                retry_after=max(1.0, self.queue_timeout / 4),
+                retry_after=self.retry_after,
             )
+        if deadline is None:
+            deadline = trio.current_time() + self.queue_timeout
         token = object()
         acquired = False
         # The deadline covers the wait for a slot only, never the run that follows.
-        with trio.move_on_after(self.queue_timeout):
+        with trio.move_on_at(deadline):
             await self._limiter.acquire_on_behalf_of(token)
             acquired = True
         if not acquired:
             raise Busy(
                 f"No Claude Code session slot became free within {self.queue_timeout:g} s; "
                 "retry shortly",
-                retry_after=max(1.0, self.queue_timeout / 4),
+                retry_after=self.retry_after,
             )
         try:
             yield

@@ -6,10 +6,15 @@ conversation's bound one, else a new process, for which the cap must have room. 
 is a synchronous decision in `Books` followed by its I/O here. The lease carries what the
 turn holds, so the caller never touches the pool's books: leaving `Pool.lease` gives back
 a process the turn took but never wrote to, and releases a promise it never used.
+
+A new process also needs a cold-start slot (`ColdStarts`): the lease takes it before the
+start (`wait_to_start`, or `start` itself for a retry) and gives it back once the process
+has written its first line (`ready`), or is gone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import trio
@@ -17,6 +22,7 @@ import trio
 from ccproto import ProcessKey
 
 from .books import Books
+from .coldstarts import ColdStarts
 from .host import ProcessHost
 from .pooled import PooledProcess, ProcessPlan
 
@@ -26,14 +32,16 @@ __all__ = ["Lease"]
 class Lease:
     """What one turn holds of the pool; made by `Pool.lease`."""
 
-    def __init__(self, books: Books, host: ProcessHost, *, idle_seconds: float,
-                 refill: Callable[[], None]) -> None:
-        self._books, self._host = books, host
+    def __init__(self, books: Books, host: ProcessHost, cold: ColdStarts, *,
+                 idle_seconds: float, refill: Callable[[], None]) -> None:
+        self._books, self._host, self._cold = books, host, cold
         self._idle_seconds = idle_seconds
         self._refill = refill
         #: The process the turn runs on; None until it has one (or a new one is started).
         self.process: PooledProcess | None = None
         self._promised = False  # the cap counts a new process for this turn
+        #: The cold-start slot the lease holds (its owner token), or None.
+        self._slot: object | None = None
 
     def take_warm(self, shape: ProcessKey) -> PooledProcess | None:
         """A warm process of ``shape``, for a new conversation (it takes its identity)."""
@@ -73,15 +81,42 @@ class Lease:
         for process in retired:
             await process.dead.wait()
 
+    async def wait_to_start(self, *, deadline: float, retry_after: float) -> None:
+        """Wait in line for a cold-start slot if the turn has no process yet (a warm or
+        bound one needs none).
+
+        Raises:
+            Busy: no slot became free by ``deadline``.
+        """
+        if self.process is None and self._slot is None:
+            slot = object()
+            await self._cold.acquire(slot, deadline=deadline, retry_after=retry_after)
+            self._slot = slot
+
+    def ready(self) -> None:
+        """The new process has written its first line (its start-up is over), or it is
+        gone: its cold-start slot goes to the next in line."""
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            self._cold.release(slot)
+            self._refill()  # a refill may be able to start now
+
     async def start(self, plan: ProcessPlan) -> PooledProcess:
-        """A new process for the turn (a cold start).
+        """A new process for the turn (a cold start), holding a cold-start slot until
+        `ready`; a turn started again after a failure waits for one here, with no deadline
+        but its own (it was admitted already).
 
         Raises:
             ProcessStartError: the CLI could not be started.
         """
         assert self.process is None
+        await self.wait_to_start(deadline=math.inf, retry_after=0.0)
         self._books.counters["cold_starts"] += 1
-        process = await self._host.spawn(plan)
+        try:
+            process = await self._host.spawn(plan)
+        except BaseException:
+            self.ready()  # nothing is starting
+            raise
         if self._promised:
             self._promised = False
             self._books.release_promise()  # counted as live from here on
@@ -93,6 +128,7 @@ class Lease:
         """The turn is done with its process: a good turn leaves it bound to its
         conversation; otherwise it is gone when this returns, so the conversation's session
         files can be rolled back and resumed by another process."""
+        self.ready()  # a process still starting is gone or done starting
         process, self.process = self.process, None
         if process is None:
             return
@@ -103,7 +139,9 @@ class Lease:
 
     async def close(self) -> None:
         """Give back what the turn took and never used: a process it never wrote to goes
-        back as it was (it holds nothing of the turn), and an unused promise is released."""
+        back as it was (it holds nothing of the turn), and an unused promise and
+        cold-start slot are released."""
+        self.ready()
         if self.process is not None:
             await self.give_back(good=True)
         if self._promised:

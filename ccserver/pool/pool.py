@@ -48,6 +48,7 @@ from ccproto import ProcessKey
 
 from ..proc.reading import RunLimits
 from .books import Books
+from .coldstarts import ColdStarts
 from .host import ProcessHost
 from .lease import Lease
 from .pooled import Fresh, PooledProcess
@@ -72,12 +73,15 @@ class Pool:
         max_processes: int,
         limits: RunLimits,
         hold_seconds: float = 900.0,
+        max_cold_starts: int = 1,
     ) -> None:
         self.size, self.idle_seconds = size, idle_seconds
         #: How long a process waits, mid-turn, for its client's tool results.
         self.hold_seconds = hold_seconds
         self.limits = limits
         self._books = Books(max_processes)
+        #: The limit on processes starting at once (coldstarts.py says why).
+        self.cold = ColdStarts(max_cold_starts)
         # The host reports every reaped process, so one that died idle leaves the books.
         self._host = ProcessHost(limits, on_gone=self._books.gone)
         self._shapes = WarmShapes(size)  # the shapes warm processes are kept in
@@ -147,7 +151,7 @@ class Pool:
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[Lease]:
         """One turn's hold on the pool; leaving the block gives back what it did not use."""
-        lease = Lease(self._books, self._host, idle_seconds=self.idle_seconds,
+        lease = Lease(self._books, self._host, self.cold, idle_seconds=self.idle_seconds,
                       refill=self._refill_soon)
         try:
             yield lease
@@ -184,6 +188,8 @@ class Pool:
         while shapes and len(self._books.warm) + self._host.spawning < self.size:
             if self._books.hosted(self._host.live) >= self.max_processes:
                 return
+            if not self.cold.free_for_refill():
+                return  # turns' cold starts first; a freed slot wakes the refill again
             shape, fresh = WarmShapes.pick(shapes, self._books.warm)
             try:
                 process = await self._host.spawn(fresh())

@@ -8,6 +8,7 @@ the caller can still decide to start the turn again while nothing has reached th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -65,6 +66,7 @@ def failure_event(exc: ProcessStartError | CLIError) -> TurnFailed:
 async def read_turn(
     proc: CLIProcess, stream: CLIStream, limits: RunLimits, events: EventSink, *,
     turn: Turn | None = None, bridge: ToolBridge | None = None,
+    on_output: Callable[[], None] | None = None,
 ) -> TurnFailed | None:
     """Read one turn from ``proc``'s stdout; returns its failure, or None once it finished
     or paused for client tool results (``turn.outcome`` is still None then).
@@ -77,6 +79,8 @@ async def read_turn(
         turn: the turn to read on (one paused for tool results), else a new one.
         bridge: the process's client-tool server, which answers the CLI's control
             requests (without one they are refused).
+        on_output: called once, when the first stdout bytes (or EOF) arrive: a new
+            process is done starting then.
 
     Returns:
         None once the turn finished (its `TurnFinished` sent); else the `TurnFailed`,
@@ -109,6 +113,9 @@ async def read_turn(
                     limit = limits.idle if turn.has_output else limits.first_output
                     return _timeout(what, limit)
                 stream.receive_data(data)
+                if on_output is not None:
+                    on_output()
+                    on_output = None
                 if not data:
                     stream.receive_exit(await proc.wait(), proc.stderr_tail())
                 continue

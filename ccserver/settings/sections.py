@@ -80,6 +80,10 @@ class ClaudeSettings:
     max_concurrent_sessions: int = setting(10, "live CLI processes", POSITIVE)
     max_queued_requests: int = setting(32, "waiting for a slot beyond this: 429", POSITIVE)
     queue_timeout_seconds: float = setting(30.0, "waited this long for a slot: 429", POSITIVE)
+    max_cold_starts: int = setting(
+        0, "new CLI processes starting at once, the rest wait in line; 0 = 2 per CPU core",
+        NON_NEGATIVE,
+    )
     first_output_timeout_seconds: float = setting(120.0, "until the CLI's first line", POSITIVE)
     idle_timeout_seconds: float = setting(300.0, "longest silence from the CLI", POSITIVE)
     timeout_seconds: float = setting(900.0, "total time per request", POSITIVE)

@@ -12,17 +12,22 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import attrs
+import pytest
 import trio
 
 from ccproto import CLIStream, Invocation, PlanOptions, structure_request
 from ccserver.conversations.records import Identity
 from ccserver.core.context import TurnServices
 from ccserver.core.planning import planner
+from ccserver.errors import Busy
 from ccserver.pool.books import Books
+from ccserver.pool.coldstarts import ColdStarts
 from ccserver.pool.pool import Pool
 from ccserver.pool.pooled import PooledProcess, ProcessPlan
 from ccserver.proc.cli import CLIProcess
@@ -222,9 +227,10 @@ async def running(pool: Pool) -> AsyncIterator[Pool]:
             nursery.cancel_scope.cancel()  # the pool kills and reaps what is left
 
 
-def new_pool(*, max_processes: int = 4, idle_seconds: float = 60.0) -> Pool:
+def new_pool(*, max_processes: int = 4, idle_seconds: float = 60.0,
+             max_cold_starts: int = 4) -> Pool:
     return Pool(size=0, idle_seconds=idle_seconds, max_processes=max_processes,
-                limits=LIMITS)
+                limits=LIMITS, max_cold_starts=max_cold_starts)
 
 
 async def test_a_good_turn_leaves_the_process_bound_for_the_next(tmp_path: Path) -> None:
@@ -365,3 +371,149 @@ async def test_own_directory_is_made_and_removed_if_no_turn_came(tmp_path: Path)
             await pool.shutdown()  # retired: exits by itself
             assert not unused.exists()
             assert pool.stats()["warm"] == 0 and pool.stats()["retired"] == 1
+
+
+# ---- cold starts: at most K starting at once, the rest in line ---------------------------
+
+NEVER = float("inf")
+
+
+async def until(condition: Any) -> None:
+    """Poll, with no timing assumption: the test's guard bounds it."""
+    while not condition():
+        await trio.sleep(0.01)
+
+
+async def test_at_most_k_cold_starts_run_and_the_rest_wait_in_order(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_processes=8, max_cold_starts=2)) as pool:
+            started: list[int] = []
+            ready = {i: trio.Event() for i in range(5)}
+
+            async def turn(i: int) -> None:
+                async with pool.lease() as lease:
+                    await lease.wait_to_start(deadline=NEVER, retry_after=1.0)
+                    await lease.make_room()
+                    started.append(i)
+                    await lease.start(plan(f"c{i}", cwd=tmp_path))
+                    await ready[i].wait()
+                    lease.ready()  # its first line: the start-up is over
+                    await lease.give_back(good=True)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(5):
+                    nursery.start_soon(turn, i)
+                    # Arrival order: each is running or in line before the next comes.
+                    await until(lambda i=i: pool.cold.running + pool.cold.waiting == i + 1)
+                assert started == [0, 1] and pool.cold.running == 2
+                assert pool.cold.waiting == 3
+                for i in range(5):
+                    ready[i].set()
+                    await until(lambda i=i: len(started) == min(5, i + 3))
+                    assert started == list(range(min(5, i + 3)))
+                    assert pool.cold.running <= 2
+            assert pool.cold.running == pool.cold.waiting == 0
+            assert pool.stats()["cold_starts"] == 5 and pool.stats()["bound"] == 5
+
+
+async def test_a_waiter_past_its_deadline_is_refused_with_retry_after(tmp_path: Path
+                                                                      ) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_cold_starts=1)) as pool:
+            async with pool.lease() as first:
+                await first.wait_to_start(deadline=NEVER, retry_after=1.0)
+                async with pool.lease() as second:
+                    with pytest.raises(Busy) as refused:
+                        await second.wait_to_start(deadline=trio.current_time() + 0.05,
+                                                   retry_after=7.0)
+                    assert refused.value.retry_after == 7.0
+                    assert refused.value.status_hint == 429
+                    assert pool.cold.waiting == 0 and pool.cold.running == 1
+            # The first one's slot went back with its lease, unused.
+            assert pool.cold.running == 0
+
+
+async def test_a_cancelled_waiter_frees_its_place_in_line(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_cold_starts=1)) as pool:
+            order: list[str] = []
+
+            async def wait(name: str, scope: trio.CancelScope) -> None:
+                with scope:
+                    async with pool.lease() as lease:
+                        await lease.wait_to_start(deadline=NEVER, retry_after=1.0)
+                        order.append(name)
+
+            async with pool.lease() as holder, trio.open_nursery() as nursery:
+                await holder.wait_to_start(deadline=NEVER, retry_after=1.0)
+                gone, stays = trio.CancelScope(), trio.CancelScope()
+                nursery.start_soon(wait, "gone", gone)
+                await until(lambda: pool.cold.waiting == 1)
+                nursery.start_soon(wait, "stays", stays)
+                await until(lambda: pool.cold.waiting == 2)
+                gone.cancel()  # its client went away
+                await until(lambda: pool.cold.waiting == 1)
+                holder.ready()
+                await until(lambda: order == ["stays"])
+            assert pool.cold.running == pool.cold.waiting == 0
+
+
+async def test_a_failed_spawn_gives_its_slot_back(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_cold_starts=1)) as pool:
+            broken = plan("c1", cwd=tmp_path)
+            broken = attrs.evolve(broken, inv=attrs.evolve(
+                broken.inv, argv=(str(tmp_path / "no-such-cli"),)))
+            async with pool.lease() as lease:
+                await lease.make_room()
+                with pytest.raises(Exception):  # noqa: B017  ProcessStartError's cause
+                    await lease.start(broken)
+                assert pool.cold.running == 0
+
+
+async def test_warm_and_bound_turns_never_wait_for_a_cold_start(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with running(new_pool(max_cold_starts=1)) as pool:
+            async with pool.lease() as lease:
+                await lease.make_room()
+                process = await lease.start(plan("c1", cwd=tmp_path))
+                lease.ready()
+                await lease.give_back(good=True)
+            pool.want("warm-shape", lambda: plan("w", cwd=tmp_path))
+            pool.size = 1
+            await until(lambda: pool.stats()["warm"] == 1)
+            async with pool.lease() as blocker:
+                await blocker.wait_to_start(deadline=NEVER, retry_after=1.0)
+                assert not pool.cold.free_for_refill()
+                # Every slot is taken, yet a bound process and a warm one go at once:
+                # neither waits (a deadline already past would refuse one that did).
+                async with pool.lease() as lease:
+                    await lease.take_bound("c1", process.shape)
+                    assert lease.process is process
+                    await lease.wait_to_start(deadline=-NEVER, retry_after=1.0)
+                    await lease.make_room()
+                    await lease.give_back(good=True)
+                async with pool.lease() as lease:
+                    warm = lease.take_warm(plan("w", cwd=tmp_path).inv.process_key)
+                    assert warm is not None
+                    await lease.wait_to_start(deadline=-NEVER, retry_after=1.0)
+                    await lease.give_back(good=False)
+                assert pool.cold.running == 1 and pool.cold.waiting == 0
+
+
+async def test_refills_start_only_when_a_slot_is_free_and_no_turn_waits() -> None:
+    with trio.fail_after(GUARD):
+        cold = ColdStarts(2)
+        assert cold.free_for_refill()
+        await cold.acquire("a", deadline=NEVER, retry_after=1.0)
+        assert cold.free_for_refill()  # one slot left, nobody waits
+        await cold.acquire("b", deadline=NEVER, retry_after=1.0)
+        assert not cold.free_for_refill() and cold.running == cold.limit == 2
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(cold.acquire, "c", deadline=NEVER, retry_after=1.0))
+            await until(lambda: cold.waiting == 1)
+            cold.release("a")  # goes to the turn in line, not to a refill
+            await until(lambda: cold.waiting == 0)
+        assert not cold.free_for_refill()
+        cold.release("b")
+        assert cold.free_for_refill()

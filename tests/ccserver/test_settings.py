@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from ccserver.settings import (
 )
 from ccserver.settings import load as settings_module
 from ccserver.settings.sections import SECTIONS
+from ccserver.settings.startup import cold_starts
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +58,17 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.claude.extra_env == {}
     assert s.server.models == ()
     hash(s)  # frozen and hashable, although extra_env is a dict
+
+
+def test_cold_starts_default_to_the_cores_this_process_may_use() -> None:
+    assert load().claude.max_cold_starts == 0
+    assert cold_starts(load(), cores=2) == 4
+    assert cold_starts(load(), cores=0) == 1  # at least one, whatever the mask says
+    assert cold_starts(load()) == 2 * len(os.sched_getaffinity(0))
+    # Set, it is taken as is: more or fewer than the cores.
+    assert cold_starts(load({"CLAUDE_CODE__CLAUDE__MAX_COLD_STARTS": "32"}), cores=2) == 32
+    with pytest.raises(SettingsError):
+        load({"CLAUDE_CODE__CLAUDE__MAX_COLD_STARTS": "-1"})
 
 
 def test_data_dir_from_xdg_and_explicit_paths(tmp_path: Path) -> None:

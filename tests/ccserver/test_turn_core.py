@@ -30,7 +30,7 @@ from ccserver.conversations.sqlite import SQLiteStore
 from ccserver.core.context import TurnServices
 from ccserver.core.retry import RetryPolicy
 from ccserver.core.run import Run, open_turn
-from ccserver.errors import ConversationBusy, ConversationNotFound
+from ccserver.errors import Busy, ConversationBusy, ConversationNotFound
 from ccserver.pool.admission import Admission
 from ccserver.pool.pool import Pool
 from ccserver.proc.reading import RunLimits
@@ -45,7 +45,8 @@ LIMITS = RunLimits(first_output=10, idle=10, total=20, kill_grace=1.0,
 
 
 @asynccontextmanager
-async def core(tmp_path: Path, transcript: str) -> AsyncIterator[TurnServices]:
+async def core(tmp_path: Path, transcript: str, *, max_cold_starts: int = 4,
+               queue_timeout: float = 5.0) -> AsyncIterator[TurnServices]:
     """Turn services over the replaying stand-in, with the pool running."""
     exe = tmp_path / "claude"
     exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPLAY}" "$@"\n')
@@ -58,12 +59,13 @@ async def core(tmp_path: Path, transcript: str) -> AsyncIterator[TurnServices]:
         ConversationSettings(busy_wait_seconds=0.2), workspace=workspace,
         cli_version=lambda: "2.1.197")
     # idle_seconds=0: the stand-in answers one turn and exits, so no process is kept.
-    pool = Pool(size=0, idle_seconds=0, max_processes=4, limits=LIMITS)
+    pool = Pool(size=0, idle_seconds=0, max_processes=4, limits=LIMITS,
+                max_cold_starts=max_cold_starts)
     services = TurnServices(
         settings=Settings(), options=PlanOptions(executable=str(exe), cwd=str(workspace)),
         environ={**os.environ, "REPLAY_FILE": str(TRANSCRIPTS / f"{transcript}.jsonl")},
         limits=LIMITS, retry=RetryPolicy(max_retries=2, backoff_seconds=0.01), pool=pool,
-        admission=Admission(max_live=4, max_queued=4, queue_timeout=5.0),
+        admission=Admission(max_live=4, max_queued=4, queue_timeout=queue_timeout),
         conversations=Conversations(records), records=records)
     try:
         async with trio.open_nursery() as nursery:
@@ -162,3 +164,34 @@ async def test_a_busy_conversation_refuses_a_second_turn(tmp_path: Path) -> None
                 assert refused[0].status_hint == 409
                 assert isinstance((await read_all(running))[-1], TurnFinished)
             assert (await services.records.get(cid)).turns == 2
+
+
+async def test_a_cold_start_holds_its_slot_until_the_first_line_only(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with core(tmp_path, "text_stream", max_cold_starts=1) as services:
+            cold = services.pool.cold
+            async with open_turn(services, request("hi"), conversation_id=None) as run:
+                first = await run.receive()
+                # The process has answered: its start-up is over, its slot is free.
+                assert isinstance(first, TextDelta) and cold.running == 0
+                assert isinstance((await read_all(run))[-1], TurnFinished)
+            assert cold.running == cold.waiting == 0
+
+
+async def test_a_turn_that_cannot_start_in_time_gets_429(tmp_path: Path) -> None:
+    with trio.fail_after(GUARD):
+        async with core(tmp_path, "text_stream", max_cold_starts=1,
+                        queue_timeout=0.2) as services:
+            cold = services.pool.cold
+            # Another turn's process is starting and does not get to its first line.
+            await cold.acquire("other", deadline=float("inf"), retry_after=1.0)
+            with pytest.raises(Busy) as refused:
+                async with open_turn(services, request("hi"), conversation_id=None):
+                    pass
+            assert refused.value.status_hint == 429 and refused.value.retry_after == 1.0
+            # Refused before any process or conversation: nothing to clean up.
+            assert services.pool.stats()["cold_starts"] == 0
+            assert not any(services.records.workspace.glob("conv_*"))
+            cold.release("other")
+            async with open_turn(services, request("hi"), conversation_id=None) as run:
+                assert isinstance((await read_all(run))[-1], TurnFinished)
