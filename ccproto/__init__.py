@@ -97,7 +97,8 @@ from .tools import (
     normalize_schema,
     output_format,
 )
-from .turn import Turn, TurnState
+from .turn import Turn
+from .turn_state import TurnState
 from .ws import ws_error
 
 __all__ = [

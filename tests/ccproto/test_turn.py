@@ -38,7 +38,7 @@ from ccproto import (
     UserMessage,
     parse_record,
 )
-from ccproto.turn import FAILING_RESULT, INPUTS, PROTOCOL_ERRORS, TRANSITIONS, TurnInput
+from ccproto.turn_state import FAILING_RESULT, INPUTS, PROTOCOL_ERRORS, TRANSITIONS, TurnInput
 from tests.support import records as r
 
 
