@@ -317,3 +317,21 @@ def test_a_client_gone_mid_continuation_leaves_no_process_and_can_ask_again(
     again = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
     assert again.choices[0].message.content == "It is sunny in Paris."
     assert again.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+
+
+def test_a_changed_tool_set_between_turns(stack: tuple[FakeAPI, Gateway]) -> None:
+    fake, gw = stack
+    api = client(gw)
+    messages: list[Any] = [{"role": "user", "content": "Hi " + directive(text="Hello.")}]
+    first = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
+    assert first.choices[0].message.content == "Hello."
+    # The next turn offers another set: another process, resuming the same session.
+    messages += [first.choices[0].message, {"role": "user", "content": "Time? " + directive(
+        steps=[{"tool_use": {"name": "get_time", "input": {"city": "Oslo"}}}, {"text": "Noon."}])}]
+    second = api.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER, TIME])
+    (call,) = second.choices[0].message.tool_calls or []
+    assert call.function.name == "get_time"
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    upstream = fake.messages_requests()[-1]["body"]
+    assert sorted(t["name"] for t in upstream["tools"]) == ["get_time", "get_weather"]
+    assert "Hello." in json.dumps(upstream["messages"])  # the first turn, resumed
