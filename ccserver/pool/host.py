@@ -104,6 +104,9 @@ class ProcessHost:
                     # Lives until stdin is closed (retired) or its lifetime cancelled
                     # (killed); leaving open_cli reaps it and anything it started.
                     await proc.wait()
+                    # Exited by itself mid-turn: leaving closes its stdout, and the turn
+                    # must read what is left there first (its reader sees the EOF soon).
+                    await process.wait_free()
         finally:
             process.dead.set()
             self._live.discard(process)

@@ -51,7 +51,8 @@ class PooledProcess:
     paused: Turn | None = None
     own_cwd: bool = False  # see `ProcessPlan.own_cwd`
     proc: CLIProcess | None = None
-    busy: bool = False  # a turn holds it
+    # Set while no turn holds it (see `busy`).
+    _free: trio.Event = attrs.field(factory=lambda: _set(trio.Event()), alias="_free")
     taken: bool = False  # ever given a conversation's turn (a warm one may never be)
     turns: int = 0
     idle_since: float = 0.0
@@ -61,5 +62,27 @@ class PooledProcess:
     dead: trio.Event = attrs.field(factory=trio.Event)
 
     @property
+    def busy(self) -> bool:
+        """A turn holds it."""
+        return not self._free.is_set()
+
+    @busy.setter
+    def busy(self, value: bool) -> None:
+        if value and not self.busy:
+            self._free = trio.Event()
+        elif not value:
+            self._free.set()
+
+    async def wait_free(self) -> None:
+        """Until no turn holds it: a process that exits by itself mid-turn keeps its pipes
+        until its turn has read them out."""
+        await self._free.wait()
+
+    @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None and not self.dead.is_set()
+
+
+def _set(event: trio.Event) -> trio.Event:
+    event.set()
+    return event

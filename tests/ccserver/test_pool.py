@@ -252,6 +252,28 @@ async def test_a_good_turn_leaves_the_process_bound_for_the_next(tmp_path: Path)
             assert pool.stats()["retired"] == 1 and pool.stats()["killed"] == 0
 
 
+async def test_a_process_that_exits_mid_turn_keeps_its_output_for_its_reader(
+        tmp_path: Path) -> None:
+    # It prints its lines and exits before its turn reads them: the host must not close
+    # its stdout under the reader (which would lose the lines to a ClosedResourceError).
+    inv = Invocation(argv=(sys.executable, str(STANDIN), "--lines", "200"),
+                     env=dict(os.environ), stdin=b"", cwd=str(tmp_path))
+    with trio.fail_after(GUARD):
+        async with running(new_pool()) as pool, pool.lease() as lease:
+            await lease.make_room()
+            process = await lease.start(ProcessPlan(inv=inv, conversation_id="c",
+                                                    session_id="s"))
+            assert process.proc is not None
+            await until(lambda: process.proc is not None and process.proc.returncode is not None)
+            await trio.sleep(0.2)  # the host's own wait returned: teardown would follow now
+            lines = b""
+            while chunk := await process.proc.receive_some():
+                lines += chunk
+            assert lines.count(b"\n") == 201 and not process.dead.is_set()  # "ready" too
+            await lease.give_back(good=False)
+            assert process.dead.is_set()
+
+
 async def test_a_failed_turn_kills_its_process(tmp_path: Path) -> None:
     with trio.fail_after(GUARD):
         async with running(new_pool()) as pool:
