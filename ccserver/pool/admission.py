@@ -16,7 +16,7 @@ import trio
 
 from ..errors import Busy
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "acquire_until"]
 
 
 class Admission:
@@ -67,12 +67,7 @@ class Admission:
         if deadline is None:
             deadline = trio.current_time() + self.queue_timeout
         token = object()
-        acquired = False
-        # The deadline covers the wait for a slot only, never the run that follows.
-        with trio.move_on_at(deadline):
-            await self._limiter.acquire_on_behalf_of(token)
-            acquired = True
-        if not acquired:
+        if not await acquire_until(self._limiter, token, deadline):
             raise Busy(
                 f"No Claude Code session slot became free within {self.queue_timeout:g} s; "
                 "retry shortly",
@@ -82,3 +77,13 @@ class Admission:
             yield
         finally:
             self._limiter.release_on_behalf_of(token)
+
+
+async def acquire_until(limiter: trio.CapacityLimiter, owner: object, deadline: float) -> bool:
+    """Take one of ``limiter``'s tokens for ``owner``, waiting in line until ``deadline``
+    at most (the wait only: never what the token is then held for); False if none came.
+    Cancellable: a waiter cancelled leaves the line holding nothing."""
+    with trio.move_on_at(deadline):
+        await limiter.acquire_on_behalf_of(owner)
+        return True
+    return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import trio
 
 from ..errors import Busy
+from .admission import acquire_until
 
 __all__ = ["ColdStarts"]
 
@@ -60,12 +61,8 @@ class ColdStarts:
         Raises:
             Busy: no slot freed up by ``deadline`` (the request's queue timeout).
         """
-        acquired = False
         # The deadline covers the wait only: the start itself is bounded by the turn's own.
-        with trio.move_on_at(deadline):
-            await self._limiter.acquire_on_behalf_of(owner)
-            acquired = True
-        if not acquired:
+        if not await acquire_until(self._limiter, owner, deadline):
             raise Busy(
                 "The server is starting as many Claude Code processes as its CPUs can serve, "
                 "and none became free in time; retry shortly",
