@@ -15,8 +15,9 @@ only through ``ccproto/__init__``. ``tests/test_layers.py`` checks this from the
                               attempts and retries, images, the response cache
     pool | conversations      which process serves a turn | which session a request
                               continues; never each other (core wires them)
-    proc | edge               one CLI process: spawn, read, kill | ASGI plumbing:
-                              auth, CORS, the access log, metrics
+    proc | edge | cluster     one CLI process: spawn, read, kill | ASGI plumbing:
+                              auth, CORS, the access log, metrics | the shared Redis
+                              that several gateways use
     errors | settings | fakeapi
                               the error tree | settings and start-up checks | the fake
                               Anthropic API the tests run the real CLI against
@@ -36,6 +37,6 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"gateway"}),
     frozenset({"core"}),
     frozenset({"pool", "conversations"}),
-    frozenset({"proc", "edge"}),
+    frozenset({"proc", "edge", "cluster"}),
     frozenset({"errors", "settings", "fakeapi"}),
 )

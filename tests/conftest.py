@@ -1,7 +1,9 @@
 """Shared fixtures, and a `trio.fail_after` guard around every trio test.
 
 Fixtures: `make_settings` builds `Settings` whose files all live in the test's tmp_path;
-`replay_cli` is a stand-in for the `claude` binary that replays a recorded transcript.
+`replay_cli` is a stand-in for the `claude` binary that replays a recorded transcript;
+`redis_server` is one real ``redis-server`` for the whole run (tests take their own db keys
+by prefix, see `redis_url`).
 
 The guard: pytest-trio turns each async test into a sync function at `pytest_runtest_call`;
 just before it does, this file's hook wraps the async test function in `trio.fail_after`,
@@ -20,15 +22,17 @@ from __future__ import annotations
 import functools
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from inspect import iscoroutinefunction
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import trio
 
 from tests.support.gateway import RUN_TAG_ENV, tagged, wait_until
+from tests.support.redis import RedisServer, running_redis
 from tests.support.replay import ReplayCLI, replay_cli_in
 from tests.support.settings import SettingsFactory, settings_under
 
@@ -96,3 +100,16 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 def replay_cli(tmp_path: Path) -> ReplayCLI:
     """A stand-in `claude` replaying text_stream until told otherwise (`ReplayCLI.play`)."""
     return replay_cli_in(tmp_path / "replay")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared server's URL, its data emptied first: each test starts from nothing."""
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url

@@ -50,6 +50,7 @@ from .server import (
     CLIUnavailable,
     InternalError,
     ShuttingDown,
+    StoreUnavailable,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "ResponseInProgress",
     "ResponseNotFound",
     "ShuttingDown",
+    "StoreUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "UnknownRequestId",

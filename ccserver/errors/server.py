@@ -11,6 +11,7 @@ __all__ = [
     "CLIUnavailable",
     "InternalError",
     "ShuttingDown",
+    "StoreUnavailable",
 ]
 
 
@@ -69,6 +70,21 @@ class ShuttingDown(CLIError):
     def __init__(self, message: str = "The server is shutting down; the request was "
                                       "stopped before it finished") -> None:
         super().__init__(message, code="server_shutting_down", retryable=True)
+
+
+class StoreUnavailable(CLIError):
+    """The shared conversation store (Redis) did not answer within its timeout, or refused
+    the connection: the request needs it and cannot go on without it.
+
+    A CLIError, so a turn that loses the store mid-way ends as a `TurnFailed` in each
+    surface's own words. Retryable: the gateway reconnects by itself when the store is back.
+    """
+
+    status_hint = 503
+    error_type = "server_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="store_unavailable", retryable=True, retry_after=1.0)
 
 
 class InternalError(ProtocolError):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .conversation import ConversationSettings
 from .edge import AuthSettings, CacheSettings, CorsSettings, WebSocketSettings
 from .fields import ENV_NAMES, NON_EMPTY, NON_NEGATIVE, PORT, POSITIVE, setting
 
@@ -110,24 +111,6 @@ class ClaudeSettings:
     retry_backoff_seconds: float = setting(
         0.5, "wait before the first such retry; doubles for each next one", NON_NEGATIVE
     )
-
-
-@attrs.frozen(kw_only=True)
-class ConversationSettings:
-    max_history_messages: int = setting(
-        500, "messages one conversation may hold; a longer history gets 400", POSITIVE
-    )
-    session_timeout_minutes: float = setting(
-        1440.0, "idle conversations are deleted after this", POSITIVE
-    )
-    busy_wait_seconds: float = setting(
-        30.0, "a turn waits this long for the conversation's running turn, then 409",
-        NON_NEGATIVE,
-    )
-    isolate_workspaces: bool = setting(
-        True, "each conversation works in its own subdirectory of the workspace"
-    )
-    store_path: str = setting("", '"" = <data_dir>/conversations.sqlite3')
 
 
 @attrs.frozen(kw_only=True)

@@ -1,0 +1,6 @@
+"""What several gateways share through one Redis (or Valkey): the connection, bridged from
+Trio with trio-asyncio, and the cluster's view of its gateways."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
