@@ -108,6 +108,7 @@ class App:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     try:
+                        await nursery.start(self.gateway.run_link)
                         await self.gateway.start()
                         await nursery.start(self.gateway.run_background)
                     except Exception as exc:

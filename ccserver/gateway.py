@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import trio
 
 from ccproto import PlanOptions, structure_request
 
+from .cluster.link import RedisLink
 from .conversations.expiry import Janitor
 from .conversations.records import Records
 from .conversations.registry import Conversations
@@ -65,6 +67,12 @@ class Gateway:
             max_line_bytes=c.max_line_bytes,
             stderr_tail_bytes=c.stderr_tail_bytes,
         )
+        #: This gateway among those that share a store: whose locks and figures are whose.
+        self.gateway_id = f"gw_{uuid.uuid4().hex[:12]}"
+        store_url = settings.conversation.store_url
+        #: The shared Redis, when conversations live there (`run_link` keeps it open).
+        self.link = (RedisLink(store_url, timeout=settings.conversation.store_timeout_seconds)
+                     if store_url else None)
         self.store = SQLiteStore(Path(settings.conversation.store_path))
         self.records = Records(
             self.store,
@@ -91,6 +99,15 @@ class Gateway:
         self.drain = Drain()
         #: What a turn needs; None until a CLI was found.
         self.services: TurnServices | None = None
+
+    async def run_link(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                       ) -> None:
+        """For the server's lifetime, before `start`: the shared store's connection, if one
+        is configured. Raises if it does not answer, which stops start-up."""
+        if self.link is None:
+            task_status.started()
+            return
+        await self.link.run(task_status=task_status)
 
     async def start(self) -> None:
         """Stop a dead predecessor's leftovers, open the store, find and probe the CLI, and
