@@ -72,6 +72,8 @@ class AssistantMessage:
     content: tuple[dict[str, Any], ...]
     parent_tool_use_id: str | None
     error: str | None
+    #: Its line's id in the session transcript.
+    uuid: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -205,6 +207,7 @@ def _assistant(obj: dict[str, Any]) -> Record:
         content=_dicts(message.get("content")),
         parent_tool_use_id=_str(obj.get("parent_tool_use_id")),
         error=_str(obj.get("error")),
+        uuid=_str(obj.get("uuid")),
     )
 
 

@@ -99,6 +99,9 @@ class ToolCallsRequested:
 
     calls: tuple[ToolCall, ...]
     usage: TokenUsage
+    #: The ``uuid`` of the turn's last assistant message: the CLI writes its session
+    #: transcript a little after it answers, and this line in it means the turn is there.
+    transcript_mark: str | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -111,6 +114,9 @@ class TurnFinished:
     refused: bool = False
     #: Whether Claude Code ran a tool: the answer depends on more than the request.
     used_tools: bool = False
+    #: The ``uuid`` of the turn's last assistant message: the CLI writes its session
+    #: transcript a little after it answers, and this line in it means the turn is there.
+    transcript_mark: str | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -102,7 +102,8 @@ class ClientCalls:
                 return call.call_id
         return None
 
-    def request(self, usage: TokenUsage) -> list[TurnEvent]:
+    def request(self, usage: TokenUsage, *, transcript_mark: str | None = None
+                ) -> list[TurnEvent]:
         """The response ends with its calls; the next response starts with none."""
         out: list[TurnEvent] = []
         for call in self._calls:
@@ -114,4 +115,5 @@ class ClientCalls:
         calls = tuple(ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
                       for c in self._calls)
         self._calls, self._by_block = [], {}
-        return [*out, ToolCallsRequested(calls=calls, usage=usage)]
+        return [*out, ToolCallsRequested(calls=calls, usage=usage,
+                                         transcript_mark=transcript_mark)]

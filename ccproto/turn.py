@@ -93,6 +93,7 @@ class Turn:
         self._last_text_message_id: str | None = None
         self._continues = False  # the previous message stopped at max_tokens
         self._used_tools = False
+        self._last_uuid: str | None = None
         # (status, seconds) of the last api_retry line: the only place the CLI shows how
         # long the upstream asked it to wait (see errors_map).
         self._last_retry: tuple[int, float] | None = None
@@ -217,7 +218,7 @@ class Turn:
         self._reported += usage
         self._window = self._message_usage = TokenUsage()
         self._emitted_any, self._shown, self._block = False, None, ""
-        return self.calls.request(usage)
+        return self.calls.request(usage, transcript_mark=self._last_uuid)
 
     def _on_control(self, record: ControlRequest) -> list[TurnEvent]:
         """A ``tools/call``: the CLI runs the message's tools, so the message is complete.
@@ -243,6 +244,7 @@ class Turn:
         if record.model == SYNTHETIC_MODEL:
             return []  # the CLI's error text; the result line reports the failure
         out: list[TurnEvent] = []
+        self._last_uuid = record.uuid or self._last_uuid
         if record.message_id != self._streaming:
             self._streaming = None  # a message the stream did not show (a fallback)
         if record.message_id is not None and self._shown is None:
@@ -315,6 +317,7 @@ class Turn:
             result_text=record.result,
             refused=record.stop_reason == "refusal",
             used_tools=self._used_tools,
+            transcript_mark=self._last_uuid,
         )
         return [*out, self.outcome]
 

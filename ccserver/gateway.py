@@ -19,11 +19,16 @@ import trio
 from ccproto import PlanOptions, structure_request
 
 from .cluster.link import RedisLink
+from .cluster.locks import SharedLocks
 from .conversations.expiry import Janitor
+from .conversations.locks import ConversationLocks
 from .conversations.records import Records
 from .conversations.registry import Conversations
 from .conversations.sessions import SessionFiles
+from .conversations.redis_store import RedisStore
 from .conversations.sqlite import SQLiteStore
+from .conversations.store import ConversationStore
+from .conversations.transcripts import TranscriptShare
 from .core.cache import ResponseCache
 from .core.context import TurnServices
 from .core.planning import planner
@@ -69,19 +74,20 @@ class Gateway:
         )
         #: This gateway among those that share a store: whose locks and figures are whose.
         self.gateway_id = f"gw_{uuid.uuid4().hex[:12]}"
-        store_url = settings.conversation.store_url
+        conv = settings.conversation
         #: The shared Redis, when conversations live there (`run_link` keeps it open).
-        self.link = (RedisLink(store_url, timeout=settings.conversation.store_timeout_seconds)
-                     if store_url else None)
-        self.store = SQLiteStore(Path(settings.conversation.store_path))
+        self.link = (RedisLink(conv.store_url, timeout=conv.store_timeout_seconds)
+                     if conv.store_url else None)
+        self.store: ConversationStore = (RedisStore(self.link) if self.link is not None
+                                         else SQLiteStore(Path(conv.store_path)))
+        files = SessionFiles({**self.environ, **c.extra_env})
         self.records = Records(
-            self.store,
-            SessionFiles({**self.environ, **c.extra_env}),
-            settings.conversation,
-            workspace=self.workspace,
+            self.store, files, conv, workspace=self.workspace,
             cli_version=lambda: (self.cli_info and self.cli_info.version) or "unknown",
         )
-        self.conversations = Conversations(self.records)
+        self.shared_locks = (SharedLocks(self.link, self.gateway_id, ttl=conv.lock_seconds)
+                             if self.link is not None else None)
+        self.conversations = Conversations(self.records, ConversationLocks(self.shared_locks))
         self.pool = Pool(
             size=settings.pool.size,
             idle_seconds=settings.pool.idle_seconds,
@@ -92,6 +98,12 @@ class Gateway:
         )
         self.janitor = Janitor(self.records, self.conversations.locks,
                               on_remove=self.pool.forget)
+        if self.link is not None:
+            # Sessions travel with their conversations; a process that served one which
+            # another gateway went on with is stale (conversations/transcripts.py).
+            self.records.share = TranscriptShare(
+                self.link, files, self.conversations.locks, gateway_id=self.gateway_id,
+                keep_seconds=conv.session_timeout_minutes * 60, on_stale=self.pool.forget)
         self.cache = ResponseCache(settings.cache)
         self.retry = RetryPolicy.from_settings(c)
         self.stats = self._stats()
@@ -143,6 +155,9 @@ class Gateway:
                 # Warm processes for the plainest request: default model, no system prompt.
                 plain = structure_request(b'{"messages": [{"role": "user", "content": "-"}]}')
                 self.pool.want(*planner(self.services, plain))
+            if self.shared_locks is not None and self.records.share is not None:
+                nursery.start_soon(self.shared_locks.renew_forever)
+                nursery.start_soon(self.records.share.run)
             task_status.started()
             await self.janitor.sweep_forever()
 
@@ -168,6 +183,9 @@ class Gateway:
         stats.add_source("pool", self.pool.stats, counters=POOL_COUNTERS)
         stats.add_source("conversations", lambda: dict(self.records.counters),
                          counters=tuple(self.records.counters))
+        if (share := self.records.share) is not None:
+            stats.add_source("transcripts", lambda: dict(share.counters),
+                             counters=tuple(share.counters))
         return stats
 
     async def stop(self) -> None:

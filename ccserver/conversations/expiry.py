@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ..errors import ConversationBusy
-from .locks import KeyedLocks
+from .locks import ConversationLocks
 from .records import Records
 from .store import Conversation
 
@@ -27,7 +27,7 @@ log = logging.getLogger("ccserver.conversations")
 class Janitor:
     """Removes conversations: their record, transcript, session files and directory."""
 
-    def __init__(self, records: Records, locks: KeyedLocks, *,
+    def __init__(self, records: Records, locks: ConversationLocks, *,
                  on_remove: Callable[[str], Awaitable[None]]) -> None:
         self._records, self._locks = records, locks
         self._on_remove = on_remove
@@ -67,4 +67,5 @@ class Janitor:
                 await self._on_remove(c.id)
                 await self._records.remove(c)
         finally:
-            self._locks.release(c.id)
+            with trio.CancelScope(shield=True):
+                await self._locks.release(c.id)

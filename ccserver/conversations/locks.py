@@ -1,4 +1,5 @@
-"""One lock per key (a conversation id, say), made on demand and dropped when unused.
+"""One lock per key (a conversation id, say), made on demand and dropped when unused, and
+the conversation lock that adds the shared store's lock to it.
 
 Keys come and go (conversations are created and expire), so a lock exists only while
 someone holds it or waits for it; the dict never grows with every key ever seen.
@@ -10,7 +11,9 @@ from collections.abc import Callable
 
 import trio
 
-__all__ = ["KeyedLocks"]
+from ..cluster.locks import SharedLocks
+
+__all__ = ["ConversationLocks", "KeyedLocks"]
 
 
 class KeyedLocks:
@@ -49,3 +52,49 @@ class KeyedLocks:
     def _forget(self, key: str, lock: trio.Lock) -> None:
         if not lock.locked() and not lock.statistics().tasks_waiting:
             self._locks.pop(key, None)
+
+
+class ConversationLocks:
+    """A conversation's lock in this gateway, and in the shared store when there is one.
+
+    The local lock comes first, so turns of one conversation in this gateway queue in
+    Trio, and at most one of them asks Redis; handing over to the next local turn keeps
+    the shared lock (its holder count never drops to zero in between).
+    """
+
+    def __init__(self, shared: SharedLocks | None = None) -> None:
+        self.local = KeyedLocks()
+        self.shared = shared
+
+    async def acquire(self, key: str, wait: float, *,
+                      busy: Callable[[str, float], BaseException] | None = None) -> bool:
+        """Both locks within ``wait`` seconds: False on timeout, or ``busy(key, wait)``
+        raised if given.
+
+        Raises:
+            StoreUnavailable: the shared store did not answer.
+        """
+        deadline = trio.current_time() + wait
+        if not await self.local.acquire(key, wait, busy=busy):
+            return False
+        if self.shared is None:
+            return True
+        try:
+            taken = await self.shared.acquire(key, max(0.0, deadline - trio.current_time()))
+        except BaseException:
+            self.local.release(key)
+            raise
+        if taken:
+            return True
+        self.local.release(key)
+        if busy is not None:
+            raise busy(key, wait)
+        return False
+
+    async def release(self, key: str) -> None:
+        self.local.release(key)
+        if self.shared is not None:
+            await self.shared.release(key)
+
+    def locked(self, key: str) -> bool:
+        return self.local.locked(key)

@@ -17,6 +17,7 @@ never cut or removed.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -32,8 +33,11 @@ from ..errors import ConversationNotFound
 from ..settings.sections import ConversationSettings
 from .sessions import SessionFiles
 from .store import Conversation, ConversationStore, StoredMessage
+from .transcripts import TranscriptShare
 
 __all__ = ["Identity", "Records", "Ticket"]
+
+log = logging.getLogger("ccserver.conversations")
 
 
 class Identity(NamedTuple):
@@ -72,6 +76,8 @@ class Records:
         self.cli_version = cli_version
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
+        #: Sessions shared with other gateways, when the store is shared (gateway.py).
+        self.share: TranscriptShare | None = None
 
     def live(self, c: Conversation | None) -> Conversation | None:
         """``c`` unless it is missing or idle past the timeout (expired counts as gone)."""
@@ -117,12 +123,40 @@ class Records:
         await self.store.add_turn(c, self._stored(earlier))
         return c
 
+    async def bring(self, c: Conversation) -> Conversation:
+        """Make ``c``'s session here its latest state when another gateway ran its last
+        turn (`TranscriptShare`); the caller holds its lock. Without an upload of that
+        state, the session is rebuilt from the stored messages; a history that cannot be
+        written as a transcript (images) goes on without its earlier turns, logged.
+
+        Returns:
+            ``c``, or ``c`` as not started when its session could not be rebuilt.
+        """
+        share = self.share
+        if share is None or not c.started or share.current(c):
+            return c
+        if await share.bring(c):
+            return c
+        earlier = tuple(HistoryMessage(m.role, m.parts) for m in await self.store.messages(c.id))
+        if await self.files.seed(c.cwd, c.session_id, earlier, model=c.model or "default",
+                                 version=self.cli_version(), now=self.clock()):
+            log.warning("conversation %s: its last turn's transcript was never shared; "
+                        "the session was rebuilt from its stored messages", c.id)
+        else:
+            log.warning("conversation %s: its last turn's transcript was never shared and "
+                        "its history cannot be written as one; it goes on without it", c.id)
+            c = attrs.evolve(c, started=False)
+        share.rebuilt(c)
+        return c
+
     async def remove(self, c: Conversation) -> None:
         """Remove a conversation as if it never was: its row and messages, transcript,
         session files and own working directory. The caller holds its lock, and its
         process is stopped: removal on request or expiry (`Janitor`), or a new
         conversation whose first turn never completed."""
         await self.store.delete(c.id)
+        if self.share is not None:
+            await self.share.forget(c.id)
         own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
         await self.files.remove(c.cwd, c.session_id, own)
 
@@ -144,14 +178,15 @@ class Records:
         return [StoredMessage(role=t.role, parts=t.parts, created_at=now) for t in turns]
 
     async def complete(self, ticket: Ticket, reply: str, model: str, *,
-                       calls: tuple[ToolCall, ...] = (), prompted: bool = True
-                       ) -> Conversation:
+                       calls: tuple[ToolCall, ...] = (), prompted: bool = True,
+                       mark: str | None = None) -> Conversation:
         """Record a finished turn's messages and the history's new fingerprint.
 
         A turn that paused for client tool results (``calls``) is recorded the same way:
         its answer so far is the assistant message that calls them. ``prompted`` False:
         this turn sent no prompt (it answered held calls), so the session holds no more
-        prompts than before (what `SessionFiles.roll_back` counts).
+        prompts than before (what `SessionFiles.roll_back` counts). ``mark`` says when
+        the CLI has written the turn into its transcript, for sharing it.
 
         The session now exists: the CLI writes the transcript shortly after its result.
         """
@@ -169,5 +204,7 @@ class Records:
                 fingerprint=fingerprint(c.system_prompt, history), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
+            if self.share is not None:
+                self.share.publish(c, mark)
         ticket.conversation, ticket.completed = c, True
         return c

@@ -39,7 +39,7 @@ from ccproto import (
 )
 
 from ..errors import ConversationBusy
-from .locks import KeyedLocks
+from .locks import ConversationLocks
 from .records import Identity, Records, Ticket
 from .store import Conversation
 
@@ -55,11 +55,12 @@ def starts_afresh(request: ChatCompletionRequest, conversation_id: str | None) -
 class Conversations:
     """Which conversation a request continues (the rule above), one turn at a time."""
 
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, locks: ConversationLocks | None = None) -> None:
         self.records = records
         self.settings = records.settings
-        #: One lock per conversation: a turn, a removal and the sweep take it.
-        self.locks = KeyedLocks()
+        #: One lock per conversation (and its gateway's in the shared store, if any): a
+        #: turn, a removal and the sweep take it.
+        self.locks = locks or ConversationLocks()
 
     @asynccontextmanager
     async def claim_turn(
@@ -85,6 +86,10 @@ class Conversations:
         ticket = await self._ticket(conversation_id, system, turns, model, identity)
         conversation = ticket.conversation
         try:
+            # Another gateway may have run its last turn: its session comes here first.
+            if (brought := await self.records.bring(conversation)) is not conversation:
+                ticket.conversation = conversation = brought
+                ticket.session = self._make_ticket(brought, ()).session
             await trio.to_thread.run_sync(
                 lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
             # A server killed mid-turn may have left half a turn behind.
@@ -98,7 +103,7 @@ class Conversations:
                 try:
                     await self.records.settle(ticket)
                 finally:
-                    self.locks.release(conversation.id)
+                    await self.locks.release(conversation.id)
 
     async def _ticket(self, conversation_id: str | None, system: str | None,
                       turns: tuple[HistoryMessage, ...], model: str,
@@ -122,7 +127,7 @@ class Conversations:
                     if current is not None and current.fingerprint == digest:
                         self.records.counters["matched"] += 1
                         return self._make_ticket(current, turns[start:])
-                    self.locks.release(found.id)  # it moved on meanwhile: start afresh
+                    await self.locks.release(found.id)  # it moved on meanwhile: start afresh
         return await self._start(system, turns, start, model,
                                  identity if len(turns) == 1 else None)
 
@@ -135,7 +140,8 @@ class Conversations:
         try:
             yield
         except BaseException:
-            self.locks.release(conversation_id)
+            with trio.CancelScope(shield=True):
+                await self.locks.release(conversation_id)
             raise
 
     async def _start(self, system: str | None, turns: tuple[HistoryMessage, ...], start: int,

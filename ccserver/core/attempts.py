@@ -197,10 +197,11 @@ class _Sink:
             self._reply.append(event.text)
         elif type(event) is TurnFinished:
             await self._records.complete(self._ticket, "".join(self._reply), self._model,
-                                         prompted=self.prompted)
+                                         prompted=self.prompted, mark=event.transcript_mark)
             self.finished = event
         elif type(event) is ToolCallsRequested:
             await self._records.complete(self._ticket, "".join(self._reply), self._model,
-                                         calls=event.calls, prompted=self.prompted)
+                                         calls=event.calls, prompted=self.prompted,
+                                         mark=event.transcript_mark)
             self.requested = event
         await self._events.send(event)

@@ -567,3 +567,15 @@ def test_a_structured_turn_that_ran_out_of_retries_fails_the_same_way() -> None:
     assert isinstance(failed, TurnFailed)
     assert (failed.error.status_hint, failed.error.code) == (502, "structured_output_failed")
     assert "after 5 attempts" in failed.error.message and not failed.error.retryable
+
+
+def test_each_response_marks_the_transcript_line_that_completes_it() -> None:
+    # The CLI writes its transcript a little after it answers; the uuid of a response's
+    # last assistant line is how a reader of the file knows the response is in it.
+    events = through_stream(Turn(client_tools=CLIENT), sample("flow_sdk_two_rounds.stdout.jsonl"))
+    first, second = (e for e in events if isinstance(e, ToolCallsRequested))
+    done = events[-1]
+    assert isinstance(done, TurnFinished)
+    assert [first.transcript_mark, second.transcript_mark, done.transcript_mark] == [
+        "0f56aa7c-b366-4271-926e-9dd97223edbc", "b41745f3-5982-4a91-8a49-d54682b6c686",
+        "d937f88b-95e7-429e-af43-8f8127377489"]

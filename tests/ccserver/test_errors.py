@@ -40,6 +40,7 @@ from ccserver.errors import (
     ResponseInProgress,
     ResponseNotFound,
     ShuttingDown,
+    StoreUnavailable,
     TooManyRequests,
     Unauthorized,
     UnknownRequestId,
@@ -82,6 +83,8 @@ PROMISES: list[tuple[ProtocolError, tuple[int, str, str, str | None, str, str | 
     (CLITimeout("Claude Code went quiet (5 s)"),
      (504, "server_error", "timeout", None, "true", None)),
     (ShuttingDown(), (503, "server_error", "server_shutting_down", None, "true", None)),
+    (StoreUnavailable("Redis went away"),
+     (503, "server_error", "store_unavailable", None, "true", "1")),
     (InternalError(), (500, "server_error", "internal_error", None, "false", None)),
 ]
 

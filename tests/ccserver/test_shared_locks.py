@@ -1,0 +1,146 @@
+"""Conversation locks shared through a real Redis: one gateway at a time, a gateway's own
+turns hand over without Redis, expiry frees a dead gateway's locks, renewal keeps a live
+one's; and transcripts that travel with their conversation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from ccserver.cluster.link import RedisLink
+from ccserver.cluster.locks import SharedLocks
+from ccserver.conversations.locks import ConversationLocks
+from ccserver.conversations.sessions import SessionFiles
+from ccserver.conversations.store import Conversation
+from ccserver.conversations.transcripts import TranscriptShare
+from ccserver.errors import ConversationBusy
+
+
+@asynccontextmanager
+async def linked(url: str) -> AsyncIterator[tuple[RedisLink, trio.Nursery]]:
+    link = RedisLink(url, timeout=2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        yield link, nursery
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_gateway_at_a_time_and_the_other_gets_busy(redis_url: str) -> None:
+    async with linked(redis_url) as (link, _):
+        a = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
+        b = ConversationLocks(SharedLocks(link, "gw_b", ttl=30))
+        assert await a.acquire("conv_1", 0)
+        with pytest.raises(ConversationBusy):
+            await b.acquire("conv_1", 0.05, busy=ConversationBusy)
+        assert not b.locked("conv_1")  # its local lock was let go with the refusal
+        await a.release("conv_1")
+        assert await b.acquire("conv_1", 0)
+        await b.release("conv_1")
+
+
+async def test_a_waiting_gateway_gets_the_lock_when_it_is_released(redis_url: str) -> None:
+    async with linked(redis_url) as (link, nursery):
+        a = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
+        b = ConversationLocks(SharedLocks(link, "gw_b", ttl=30))
+        await a.acquire("conv_1", 0)
+        got: list[bool] = []
+
+        async def wait_for_it() -> None:
+            got.append(await b.acquire("conv_1", 30))
+
+        nursery.start_soon(wait_for_it)
+        await trio.sleep(0.05)
+        assert got == []
+        await a.release("conv_1")
+        with trio.fail_after(10):
+            while not got:
+                await trio.sleep(0.01)
+        assert got == [True]
+
+
+async def test_a_gateways_own_next_turn_keeps_the_shared_lock(redis_url: str) -> None:
+    async with linked(redis_url) as (link, _):
+        shared = SharedLocks(link, "gw_a", ttl=30)
+        a = ConversationLocks(shared)
+        await a.acquire("conv_1", 0)
+        shared.retain("conv_1")  # an upload still running after the turn
+        await a.release("conv_1")
+        assert shared.held("conv_1")
+        other = SharedLocks(link, "gw_b", ttl=30)
+        assert not await other.acquire("conv_1", 0)
+        await shared.release("conv_1")
+        assert await other.acquire("conv_1", 0)
+
+
+async def test_a_dead_gateways_lock_expires_and_a_live_ones_is_renewed(redis_url: str) -> None:
+    async with linked(redis_url) as (link, nursery):
+        dead = SharedLocks(link, "gw_dead", ttl=0.3)  # never renews: it "died"
+        live = SharedLocks(link, "gw_live", ttl=0.3)
+        nursery.start_soon(live.renew_forever)
+        assert await dead.acquire("conv_dead", 0)
+        assert await live.acquire("conv_live", 0)
+        other = SharedLocks(link, "gw_other", ttl=30)
+        with trio.fail_after(10):
+            assert await other.acquire("conv_dead", 10)  # free once it expired
+        for _ in range(5):  # several ttls pass; renewal keeps it
+            await trio.sleep(0.3)
+            assert not await other.acquire("conv_live", 0)
+
+
+def conversation(tmp_path: Path, updated_at: float) -> Conversation:
+    return Conversation(id="conv_t", session_id="11111111-2222-3333-4444-555555555555",
+                        cwd=str(tmp_path / "ws"), model=None, system_prompt=None,
+                        created_at=1.0, updated_at=updated_at, turns=1, started=True)
+
+
+async def test_a_transcript_travels_once_the_cli_has_written_the_turn(
+        redis_url: str, tmp_path: Path) -> None:
+    stale: list[str] = []
+
+    async def on_stale(conversation_id: str) -> None:
+        stale.append(conversation_id)
+
+    async with linked(redis_url) as (link, nursery):
+        def share(name: str) -> tuple[TranscriptShare, SessionFiles]:
+            files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / name)})
+            locks = ConversationLocks(SharedLocks(link, f"gw_{name}", ttl=30))
+            s = TranscriptShare(link, files, locks, gateway_id=f"gw_{name}",
+                                keep_seconds=60, on_stale=on_stale)
+            nursery.start_soon(s.run)
+            return s, files
+
+        a, a_files = share("a")
+        b, b_files = share("b")
+        c = conversation(tmp_path, updated_at=10.5)
+        path = a_files.transcript(c.cwd, c.session_id)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b'{"type":"user"}\n')
+        a_locks = a._locks
+        await a_locks.acquire(c.id, 0)
+        a.publish(c, "mark-1")  # the CLI has not written the turn yet
+        await a_locks.release(c.id)
+        assert a_locks.shared is not None and a_locks.shared.held(c.id)  # until uploaded
+        await trio.sleep(0.05)
+        assert not await b.bring(c)  # not uploaded: B would rebuild
+        path.write_bytes(b'{"type":"user"}\n{"type":"assistant","uuid":"mark-1"}\n')
+        with trio.fail_after(10):
+            while a_locks.shared.held(c.id):
+                await trio.sleep(0.01)
+        assert a.current(c) and not b.current(c)
+        assert await b.bring(c)
+        assert b_files.transcript(c.cwd, c.session_id).read_bytes() == path.read_bytes()
+        assert b.current(c) and stale == ["conv_t", "conv_t"]
+        # An older upload finishing late never replaces a newer one.
+        newer = conversation(tmp_path, updated_at=11.0)
+        await a_locks.acquire(c.id, 0)
+        a.publish(newer, None)
+        a.publish(c, None)
+        await a_locks.release(c.id)
+        with trio.fail_after(10):
+            while a_locks.shared.held(c.id):
+                await trio.sleep(0.01)
+        assert await b.bring(newer)
