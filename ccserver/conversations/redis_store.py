@@ -17,7 +17,10 @@ responses), so the store needs a single Redis (or one primary with replicas), no
 Redis Cluster.
 
 Failures (refused, reset, timed out, a Redis that is loading) are `StoreUnavailable` from
-the link: a 503 for the request.
+the link: a 503 for the request. The client resends a command once after a lost connection
+or a timeout, which may come after Redis applied it: writes are upserts, so sending one
+twice changes nothing, except add_turn, which carries a token so that it appends once, and
+delete, whose resend reports the conversation as already gone.
 """
 
 from __future__ import annotations
