@@ -151,6 +151,13 @@ class SQLiteStore:
         return [StoredMessage(role=role, parts=tuple(tuple(p) for p in json.loads(parts)),
                               created_at=at) for role, parts, at in rows]
 
+    async def message_count(self, conversation_id: str) -> int:
+        rows = await self._run(
+            self._execute, "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+            conversation_id)
+        count: int = rows[0][0]
+        return count
+
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]
     ) -> None:
