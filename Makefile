@@ -27,7 +27,7 @@ serve: setup
 	$(BIN)/ccserver $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check ccproto ccserver tests bench
+	$(BIN)/ruff check ccproto ccserver tests bench examples
 	$(BIN)/mypy
 
 test: lint
