@@ -23,9 +23,9 @@ from .cluster.locks import SharedLocks
 from .conversations.expiry import Janitor
 from .conversations.locks import ConversationLocks
 from .conversations.records import Records
+from .conversations.redis_store import RedisStore
 from .conversations.registry import Conversations
 from .conversations.sessions import SessionFiles
-from .conversations.redis_store import RedisStore
 from .conversations.sqlite import SQLiteStore
 from .conversations.store import ConversationStore
 from .conversations.transcripts import TranscriptShare

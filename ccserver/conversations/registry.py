@@ -113,7 +113,7 @@ class Conversations:
             await self.records.get(conversation_id)
             async with self._holding(conversation_id):
                 conversation = await self.records.get(conversation_id)  # it may be gone by now
-                stored = len(await self.records.store.messages(conversation_id))
+                stored = await self.records.store.message_count(conversation_id)
                 self._check_length(stored + len(turns) - start)
                 self.records.counters["resumed"] += 1
                 return self._make_ticket(conversation, turns[start:])

@@ -25,6 +25,11 @@ from tests.support.redis import RedisServer, running_redis
 
 pytestmark = [pytest.mark.e2e]
 
+#: How long a turn waits for the conversation's running turn: long enough for the turn
+#: before to be handed over (its transcript uploaded), far shorter than SLOW_MS.
+BUSY_WAIT = "3"
+SLOW_MS = 12_000
+
 
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -46,7 +51,7 @@ def redis(tmp: Path) -> Iterator[RedisServer]:
 def env_for(fake: FakeAPI, tmp: Path, name: str, redis: RedisServer, **settings: str
             ) -> dict[str, str]:
     env = gateway_env(fake, tmp / name, conversation__store_url=redis.url,
-                      conversation__busy_wait_seconds="0", **settings)
+                      conversation__busy_wait_seconds=BUSY_WAIT, **settings)
     return env | {"CLAUDE_CODE__CLAUDE__WORKSPACE": str(tmp / "ws")}
 
 
@@ -107,7 +112,7 @@ def test_concurrent_turns_of_one_conversation_on_two_gateways_get_one_409(
     conv, _ = say(a, "busy: start " + directive(text="ok"))
     slow: list[str] = []
     running = threading.Thread(target=lambda: slow.append(say(
-        a, "busy: slow " + directive(text="slow done", first_delay_ms=4000), conv)[1]))
+        a, "busy: slow " + directive(text="slow done", first_delay_ms=SLOW_MS), conv)[1]))
     running.start()
     try:
         # The slow turn holds the conversation once A's stats show it running.
