@@ -4,8 +4,9 @@ and any gateway adds them up.
 `ClusterStats.run` writes this gateway's snapshot (JSON) every ``interval`` seconds to
 ``<prefix>gw:<gateway_id>`` with an expiry of three intervals, and adds the id to the set
 ``<prefix>gateways``, the index that spares a SCAN over the whole keyspace. A gateway that
-dies stops refreshing its key, which expires: it drops out of the cluster within three
-intervals, or at once when it shuts down in order. `ClusterStats.read` takes the index,
+stops (or dies) stops refreshing its key, which expires: it drops out of the cluster within
+three intervals. (No goodbye at shutdown: the link closes in the same cancelled nursery, so
+a last write could race it.) `ClusterStats.read` takes the index,
 reads the keys still there and removes the ids whose key expired (a gateway that writes
 between the two is listed again at its next publish).
 
@@ -93,7 +94,6 @@ class ClusterStats:
         self._unsummed = unsummed
         self._prefix = f"{prefix}gw:"
         self._index = f"{prefix}gateways"
-        self._ttl_ms = max(1, round(interval * 3 * 1000))
         self._failing = False
 
     def _key(self, gateway_id: str) -> str:
@@ -101,17 +101,11 @@ class ClusterStats:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Publish every ``interval`` seconds until cancelled; then withdraw, if Redis
-        still answers (otherwise the key expires by itself)."""
+        """Publish every ``interval`` seconds until cancelled."""
         task_status.started()
-        try:
-            while True:
-                await self.publish()
-                await trio.sleep(self.interval)
-        finally:
-            with trio.move_on_after(self.link.timeout) as scope:
-                scope.shield = True
-                await self._withdraw()
+        while True:
+            await self.publish()
+            await trio.sleep(self.interval)
 
     async def publish(self) -> bool:
         """Write this gateway's snapshot now; False (logged) if Redis did not take it."""
@@ -121,7 +115,7 @@ class ClusterStats:
             log.exception("cluster stats: this gateway's snapshot failed")
             return False
         key, index, gateway_id = self._key(self.gateway_id), self._index, self.gateway_id
-        ttl = self._ttl_ms
+        ttl = max(1, round(self.interval * 3 * 1000))  # three intervals, in ms
 
         async def write(r: Redis) -> None:
             async with r.pipeline(transaction=True) as pipe:
@@ -173,17 +167,3 @@ class ClusterStats:
         snapshots[self.gateway_id] = self._snapshot() if own is None else own
         return {"gateways": sorted(snapshots), "count": len(snapshots),
                 "totals": add_up(snapshots.values(), unsummed=self._unsummed)}
-
-    async def _withdraw(self) -> None:
-        key, index, gateway_id = self._key(self.gateway_id), self._index, self.gateway_id
-
-        async def remove(r: Redis) -> None:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.srem(index, gateway_id)
-                await pipe.execute()
-
-        try:
-            await self.link.call(remove)
-        except Exception as exc:  # Redis gone, or the link closing too: the key expires
-            log.debug("cluster stats: not withdrawn (%s)", exc)
