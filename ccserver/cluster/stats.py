@@ -6,9 +6,9 @@ and any gateway adds them up.
 ``<prefix>gateways``, the index that spares a SCAN over the whole keyspace. A gateway that
 stops (or dies) stops refreshing its key, which expires: it drops out of the cluster within
 three intervals. (No goodbye at shutdown: the link closes in the same cancelled nursery, so
-a last write could race it.) `ClusterStats.read` takes the index,
-reads the keys still there and removes the ids whose key expired (a gateway that writes
-between the two is listed again at its next publish).
+a last write would race it.) `ClusterStats.read` takes the index, reads the keys still
+there and removes the ids whose key expired (a gateway that writes between the two is
+listed again at its next publish).
 
 The totals add up every numeric leaf of the snapshots, key by key at any depth (requests,
 tokens, cost, processes, cache and pool counters ...), except the top-level parts in
