@@ -20,6 +20,7 @@ from ccproto import PlanOptions, structure_request
 
 from .cluster.link import RedisLink
 from .cluster.locks import SharedLocks
+from .cluster.stats import ClusterStats
 from .conversations.expiry import Janitor
 from .conversations.locks import ConversationLocks
 from .conversations.records import Records
@@ -104,9 +105,12 @@ class Gateway:
             self.records.share = TranscriptShare(
                 self.link, files, self.conversations.locks, gateway_id=self.gateway_id,
                 keep_seconds=conv.session_timeout_minutes * 60, on_stale=self.pool.forget)
-        self.cache = ResponseCache(settings.cache)
+        self.cache = ResponseCache(settings.cache, link=self.link)
         self.retry = RetryPolicy.from_settings(c)
         self.stats = self._stats()
+        #: This gateway's figures published for the others, and theirs added up (/stats).
+        self.cluster_stats = (ClusterStats(self.link, self.gateway_id, self.stats.snapshot)
+                              if self.link is not None else None)
         #: Cut by ccserver.serve when a graceful shutdown's grace runs out.
         self.drain = Drain()
         #: What a turn needs; None until a CLI was found.
@@ -151,6 +155,8 @@ class Gateway:
         """For the server's lifetime: the CLI processes, and expired conversations swept."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.pool.run)
+            if self.cluster_stats is not None:
+                nursery.start_soon(self.cluster_stats.run)
             if self.services is not None and self.settings.pool.size:
                 # Warm processes for the plainest request: default model, no system prompt.
                 plain = structure_request(b'{"messages": [{"role": "user", "content": "-"}]}')

@@ -22,6 +22,7 @@ import trio
 from redis.asyncio import Redis
 
 from ..errors import StoreUnavailable
+from . import KEY_PREFIX
 from .link import RedisLink
 
 __all__ = ["SharedLocks"]
@@ -65,7 +66,7 @@ class SharedLocks:
     """Per-key locks in Redis, owned by one gateway (``owner``), expiring after ``ttl``."""
 
     def __init__(self, link: RedisLink, owner: str, *, ttl: float,
-                 prefix: str = "ccs:") -> None:
+                 prefix: str = KEY_PREFIX) -> None:
         self._link, self.owner, self.ttl = link, owner, ttl
         self._prefix = prefix + "lock:"
         #: How many holders each key has in this gateway.

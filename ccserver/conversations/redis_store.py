@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from ..cluster import KEY_PREFIX
 from ..cluster.link import RedisLink
 from . import redis_scripts as lua
 from .store import Conversation, StoredMessage
@@ -68,7 +69,7 @@ class RedisStore:
     The link belongs to the gateway (it runs it); the store only calls through it.
     """
 
-    def __init__(self, link: RedisLink, *, prefix: str = "ccs:") -> None:
+    def __init__(self, link: RedisLink, *, prefix: str = KEY_PREFIX) -> None:
         self.link, self.prefix = link, prefix
 
     def _key(self, kind: str, name: str = "") -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import trio
 from redis.asyncio import Redis
 
+from ..cluster import KEY_PREFIX
 from ..cluster.link import RedisLink
 from ..errors import StoreUnavailable
 from .locks import ConversationLocks
@@ -56,7 +57,7 @@ class TranscriptShare:
     def __init__(self, link: RedisLink, files: SessionFiles, locks: ConversationLocks, *,
                  gateway_id: str, keep_seconds: float,
                  on_stale: Callable[[str], Awaitable[None]], mark_wait: float = 10.0,
-                 prefix: str = "ccs:") -> None:
+                 prefix: str = KEY_PREFIX) -> None:
         self._link, self._files, self._locks = link, files, locks
         self._gateway, self._on_stale = gateway_id, on_stale
         self._keep_ms = int(keep_seconds * 1000)

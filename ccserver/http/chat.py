@@ -71,7 +71,7 @@ async def chat_completions(
     conversation_id = request.conversation_id or header(scope, "x-conversation-id")
     cache_key = await _cache_key(gw, body, conversation_id, request.profile)
     if cache_key is not None:
-        hit = gw.cache.get(cache_key)
+        hit = await gw.cache.get(cache_key)
         scope["ccserver.log"] = {"cache": "hit" if hit is not None else "miss"}
         if hit is not None:
             fresh = refreshed(hit, completion_id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -160,7 +160,7 @@ async def _respond(
             # hand another client a way into it.
             entry = json.loads(payload)
             entry.pop("conversation_id", None)
-            gw.cache.put(cache_key, entry)
+            await gw.cache.put(cache_key, entry)
     await send_json(send, 200, payload, headers)
     return 200
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..edge.asgi import Receive, Scope, Send, send_bytes, send_json, start_response
 from ..edge.metrics import METRICS_CONTENT_TYPE
+from ..errors import StoreUnavailable
 from ..gateway import Gateway
 
 __all__ = ["serve_health", "serve_metrics", "serve_stats"]
@@ -38,8 +39,17 @@ async def serve_health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
 
 async def serve_stats(gw: Gateway, scope: Scope, receive: Receive, send: Send,
                       headers: list[tuple[str, str]]) -> int:
-    """``GET /stats``."""
-    await send_json(send, 200, gw.stats.snapshot(), headers)
+    """``GET /stats``: this gateway's figures; with a shared store, also its id and the
+    cluster's (an ``error`` instead when Redis does not answer: the rest still does)."""
+    body: dict[str, Any] = gw.stats.snapshot()
+    if gw.cluster_stats is not None:
+        cluster: dict[str, Any]
+        try:
+            cluster = await gw.cluster_stats.read(body)
+        except StoreUnavailable as exc:
+            cluster = {"error": str(exc)}
+        body |= {"gateway": gw.gateway_id, "cluster": cluster}
+    await send_json(send, 200, body, headers)
     return 200
 
 

@@ -81,38 +81,38 @@ def test_options_fingerprint_follows_every_option() -> None:
     assert base != options_fingerprint(Options(), "2.1.198")
 
 
-def test_hits_misses_and_stores_are_counted() -> None:
+async def test_hits_misses_and_stores_are_counted() -> None:
     c = cache()
     k = key(BODY)
-    assert c.get(k) is None
-    c.put(k, {"id": "chatcmpl-1", "created": 1, "choices": []})
-    assert c.get(k) == {"id": "chatcmpl-1", "created": 1, "choices": []}
+    assert await c.get(k) is None
+    await c.put(k, {"id": "chatcmpl-1", "created": 1, "choices": []})
+    assert await c.get(k) == {"id": "chatcmpl-1", "created": 1, "choices": []}
     assert c.counters() == {"enabled": True, "entries": 1, "hits": 1, "misses": 1, "stores": 1}
 
 
-def test_entries_expire_after_the_ttl() -> None:
+async def test_entries_expire_after_the_ttl() -> None:
     clock = Clock()
     c = cache(clock, ttl_seconds=10.0)
-    c.put("k", "v")
+    await c.put("k", "v")
     clock.now = 9.9
-    assert c.get("k") == "v"
+    assert await c.get("k") == "v"
     clock.now = 10.1
-    assert c.get("k") is None and len(c) == 0
+    assert await c.get("k") is None and len(c) == 0
 
 
-def test_least_recently_used_goes_first_beyond_max_entries() -> None:
+async def test_least_recently_used_goes_first_beyond_max_entries() -> None:
     c = cache(max_entries=2)
-    c.put("a", 1)
-    c.put("b", 2)
-    assert c.get("a") == 1  # a is now the most recently used
-    c.put("c", 3)
-    assert c.get("b") is None and c.get("a") == 1 and c.get("c") == 3
+    await c.put("a", 1)
+    await c.put("b", 2)
+    assert await c.get("a") == 1  # a is now the most recently used
+    await c.put("c", 3)
+    assert await c.get("b") is None and await c.get("a") == 1 and await c.get("c") == 3
 
 
-def test_disabled_cache_stores_and_counts_nothing() -> None:
+async def test_disabled_cache_stores_and_counts_nothing() -> None:
     c = ResponseCache(CacheSettings())
-    c.put("k", "v")
-    assert c.get("k") is None
+    await c.put("k", "v")
+    assert await c.get("k") is None
     assert c.counters() == {"enabled": False, "entries": 0, "hits": 0, "misses": 0, "stores": 0}
 
 

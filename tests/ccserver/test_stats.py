@@ -127,7 +127,7 @@ async def test_the_app_records_every_request_and_logs_one_line(
     caplog.set_level(logging.INFO, logger="ccserver.access")
     monkeypatch.setitem(ROUTES, "/test-published", {"POST": published})
     app = App(Settings())
-    app.gateway.cache.put("k", "v")  # disabled by default: counts nothing
+    await app.gateway.cache.put("k", "v")  # disabled by default: counts nothing
     await request(app, "POST", "/v1/test-published", headers=[("x-request-id", "req-abc")])
     await request(app, "GET", "/v1/models/sonnet")
     await request(app, "GET", "/v1/models/nope")
