@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import trio
+from hypercorn.utils import LifespanFailureError
 
 from .edge.auth import bind_problem, configured, is_loopback
 from .errors import find_leaf
@@ -18,6 +19,7 @@ from .settings import Settings, SettingsError, load_settings
 __all__ = ["main", "parse_args"]
 
 EXIT_BAD_SETTINGS = 2  # argparse's own code for a bad command line
+EXIT_START_FAILED = 3
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -74,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130  # interrupted while starting, before serve's signal receiver was open
     except BaseException as exc:
         # trio's strict nurseries wrap it in (possibly nested) exception groups.
+        failed = find_leaf(exc, LifespanFailureError)
+        if failed is not None:
+            # The app refused to start (a shared store that does not answer, a bad MCP
+            # file): its own message, logged above with its cause, not a traceback.
+            print(f"ccserver: start-up failed: {failed}", file=sys.stderr)
+            return EXIT_START_FAILED
         error = find_leaf(exc, OSError)
         if error is None:
             raise

@@ -71,6 +71,11 @@ class SharedLocks:
         self._prefix = prefix + "lock:"
         #: How many holders each key has in this gateway.
         self._holders: Counter[str] = Counter()
+        #: Locks let go while Redis was away: given back as soon as it answers again,
+        #: rather than blocking their conversations until they expire.
+        self._unreleased: set[str] = set()
+        #: Giving those back and taking one of them again never interleave.
+        self._mending = trio.Lock()
 
     def held(self, key: str) -> bool:
         return self._holders[key] > 0
@@ -85,6 +90,12 @@ class SharedLocks:
         if self._holders[key]:
             self._holders[key] += 1
             return True
+        if key in self._unreleased:
+            async with self._mending:
+                self._unreleased.discard(key)
+                if await self._eval(_TAKE, [key], self.owner, int(self.ttl * 1000)):
+                    self._holders[key] += 1
+                    return True
         deadline = trio.current_time() + wait
         pause = 0.005
         while not await self._eval(_TAKE, [key], self.owner, int(self.ttl * 1000)):
@@ -110,16 +121,24 @@ class SharedLocks:
         try:
             await self._eval(_RELEASE, [key], self.owner)
         except StoreUnavailable as exc:
-            log.warning("conversation lock %s not released (%s): it expires in %g s",
-                        key, exc, self.ttl)
+            self._unreleased.add(key)
+            log.warning("conversation lock %s not released (%s): retried while it lasts",
+                        key, exc)
 
     async def renew_forever(self) -> None:
-        """Keep this gateway's locks from expiring while it lives."""
+        """Keep this gateway's locks from expiring while it lives, and give back those
+        that Redis missed."""
+        tick = min(1.0, self.ttl / 3)
+        since_renewal = 0.0
         while True:
-            await trio.sleep(self.ttl / 3)
+            await trio.sleep(tick)
+            since_renewal += tick
+            if self._unreleased:
+                await self._release_missed()
             keys = [k for k, n in self._holders.items() if n > 0]
-            if not keys:
+            if not keys or since_renewal < self.ttl / 3:
                 continue
+            since_renewal = 0.0
             try:
                 lost = await self._eval(_RENEW, keys, self.owner, int(self.ttl * 1000))
             except StoreUnavailable as exc:
@@ -129,6 +148,15 @@ class SharedLocks:
                 # Nothing stops the turn in progress; it was longer than the store allowed.
                 log.error("conversation lock %r expired while this gateway held it: another "
                           "gateway may run the conversation too", key)
+
+    async def _release_missed(self) -> None:
+        async with self._mending:
+            keys = sorted(self._unreleased)
+            try:
+                await self._eval(_RELEASE, keys, self.owner)
+            except StoreUnavailable:
+                return  # still away; the expiry frees them at the latest
+            self._unreleased.difference_update(keys)
 
     async def _eval(self, script: str, keys: list[str], *args: str | int) -> Any:
         async def run(r: Redis) -> Any:

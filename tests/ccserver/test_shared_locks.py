@@ -18,6 +18,7 @@ from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.store import Conversation
 from ccserver.conversations.transcripts import TranscriptShare
 from ccserver.errors import ConversationBusy
+from tests.support.redis import running_redis
 
 
 @asynccontextmanager
@@ -144,3 +145,18 @@ async def test_a_transcript_travels_once_the_cli_has_written_the_turn(
             while a_locks.shared.held(c.id):
                 await trio.sleep(0.01)
         assert await b.bring(newer)
+
+
+async def test_a_lock_let_go_while_redis_was_away_is_given_back_when_it_returns(
+        tmp_path: Path) -> None:
+    with running_redis(tmp_path / "r") as server:
+        async with linked(server.url) as (link, nursery):
+            a = SharedLocks(link, "gw_a", ttl=60)  # expiry alone would take a minute
+            nursery.start_soon(a.renew_forever)
+            assert await a.acquire("conv_1", 0)
+            server.stop()
+            await a.release("conv_1")  # Redis is away: logged, kept to retry
+            await trio.to_thread.run_sync(server.start)  # the lock came back with the data
+            b = SharedLocks(link, "gw_b", ttl=60)
+            with trio.fail_after(20):
+                assert await b.acquire("conv_1", 20)

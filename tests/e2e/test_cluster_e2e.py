@@ -10,6 +10,8 @@ the session travelled, not the text.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from tests.support.e2e import client, directive, gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
-from tests.support.redis import RedisServer, running_redis
+from tests.support.redis import RedisServer, free_port, running_redis
 
 pytestmark = [pytest.mark.e2e]
 
@@ -148,10 +150,13 @@ def test_redis_lost_gives_503_and_the_gateways_recover_by_themselves(
 
 def test_a_gateway_without_its_redis_does_not_start(fake: FakeAPI, tmp: Path,
                                                       redis: RedisServer) -> None:
-    env = gateway_env(fake, tmp / "c", conversation__store_url="redis://127.0.0.1:1/0")
-    with pytest.raises(RuntimeError) as caught, running_gateway(env):
-        pass
-    assert "does not answer" in str(caught.value)
+    env = gateway_env(fake, tmp / "c", conversation__store_url=f"redis://:pw@127.0.0.1:{free_port()}/0")
+    done = subprocess.run([sys.executable, "-m", "ccserver", "--port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 3
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ccserver: start-up failed:") and "does not answer" in last
+    assert "store_url" in last and "pw@" not in done.stderr
 
 
 def test_a_killed_gateways_lock_expires(fake: FakeAPI, tmp: Path, redis: RedisServer,
