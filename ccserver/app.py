@@ -117,7 +117,7 @@ class App:
                         return
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    await self.gateway.pool.shutdown()
+                    await self.gateway.wind_down()
                     # Ends the housekeeping: the pool kills what did not exit by itself.
                     nursery.cancel_scope.cancel()
                     break

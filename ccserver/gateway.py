@@ -194,6 +194,13 @@ class Gateway:
                              counters=tuple(share.counters))
         return stats
 
+    async def wind_down(self) -> None:
+        """At shutdown, before the housekeeping stops: the CLI processes end, and the
+        transcripts of the last turns reach the shared store."""
+        await self.pool.shutdown()
+        if self.records.share is not None:
+            await self.records.share.flush(self.settings.conversation.store_timeout_seconds * 5)
+
     async def stop(self) -> None:
         await self.store.close()
 

@@ -67,6 +67,9 @@ class TranscriptShare:
         self._uploads, self._queued = trio.open_memory_channel[
             tuple[Conversation, str | None]](math.inf)
         self.counters = {"uploaded": 0, "downloaded": 0, "upload_failures": 0}
+        self._pending = 0
+        self._idle = trio.Event()
+        self._idle.set()
 
     def current(self, c: Conversation) -> bool:
         """Whether this gateway's copy of ``c``'s session is its latest state."""
@@ -102,7 +105,16 @@ class TranscriptShare:
         self._held[c.id] = c.updated_at
         assert self._locks.shared is not None
         self._locks.shared.retain(c.id)
+        if self._pending == 0:
+            self._idle = trio.Event()
+        self._pending += 1
         self._uploads.send_nowait((c, mark))
+
+    async def flush(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the uploads queued so far (a gateway shutting
+        down shares its last turns rather than leaving them to be rebuilt)."""
+        with trio.move_on_after(timeout):
+            await self._idle.wait()
 
     async def forget(self, conversation_id: str) -> None:
         """``conversation_id`` was removed: its upload goes too."""
@@ -133,6 +145,9 @@ class TranscriptShare:
             with trio.CancelScope(shield=True):
                 assert self._locks.shared is not None
                 await self._locks.shared.release(c.id)
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
 
     async def _written(self, c: Conversation, mark: str | None) -> bytes | None:
         """The transcript once it holds ``mark`` (polled: the CLI gives no signal)."""

@@ -44,7 +44,9 @@ class CorsSettings:
 @attrs.frozen(kw_only=True)
 class CacheSettings:
     enabled: bool = setting(False, "cache non-streaming, tool-free, stateless completions")
-    max_entries: int = setting(1000, "least recently used entries go beyond this", POSITIVE)
+    max_entries: int = setting(
+        1000, "least recently used entries go beyond this (in memory; a shared Redis "
+        "cache is bounded by its TTL and Redis's maxmemory)", POSITIVE)
     ttl_seconds: float = setting(3600.0, "an entry is dropped this long after it was stored",
                                   POSITIVE)
 

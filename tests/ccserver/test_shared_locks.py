@@ -4,20 +4,25 @@ one's; and transcripts that travel with their conversation."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from ccserver.cluster.link import RedisLink
 from ccserver.cluster.locks import SharedLocks
 from ccserver.conversations.locks import ConversationLocks
+from ccserver.conversations.records import Records
 from ccserver.conversations.sessions import SessionFiles
-from ccserver.conversations.store import Conversation
+from ccserver.conversations.sqlite import SQLiteStore
+from ccserver.conversations.store import Conversation, StoredMessage
 from ccserver.conversations.transcripts import TranscriptShare
 from ccserver.errors import ConversationBusy
+from ccserver.settings.sections import ConversationSettings
 from tests.support.redis import running_redis
 
 
@@ -160,3 +165,44 @@ async def test_a_lock_let_go_while_redis_was_away_is_given_back_when_it_returns(
             b = SharedLocks(link, "gw_b", ttl=60)
             with trio.fail_after(20):
                 assert await b.acquire("conv_1", 20)
+
+
+async def test_a_turn_whose_transcript_was_never_shared_is_rebuilt_from_its_messages(
+        redis_url: str, tmp_path: Path) -> None:
+    """The gateway that ran the last turn died before its upload: the next gateway writes
+    the session from the stored messages (or, for a history that cannot be written as a
+    transcript, goes on without it) instead of resuming a session it does not have."""
+    async with linked(redis_url) as (link, _):
+        store = SQLiteStore(tmp_path / "db.sqlite3")
+        await store.open()
+        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "b")})
+        locks = ConversationLocks(SharedLocks(link, "gw_b", ttl=30))
+        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
+                          cli_version=lambda: "2.1.197")
+        gone: list[str] = []
+
+        async def on_stale(conversation_id: str) -> None:
+            gone.append(conversation_id)
+
+        records.share = TranscriptShare(link, files, locks, gateway_id="gw_b",
+                                        keep_seconds=60, on_stale=on_stale)
+        c = conversation(tmp_path, updated_at=10.5)
+        await store.add_turn(c, [StoredMessage(role="user", parts=(("text", "My name is Bob."),),
+                                               created_at=1.0),
+                                 StoredMessage(role="assistant", parts=(("text", "Hi Bob."),),
+                                               created_at=1.0)])
+        assert await records.bring(c) is c
+        lines = files.transcript(c.cwd, c.session_id).read_text().splitlines()
+        assert [json.loads(line)["message"]["content"] for line in lines][1] == [
+            {"type": "text", "text": "Hi Bob."}]
+        assert records.share.current(c) and gone == [c.id]
+        assert await records.bring(c) is c and gone == [c.id]  # current now: nothing to do
+
+        pictured = attrs.evolve(c, id="conv_img", session_id="22222222-2222-3333-4444-555555555555")
+        await store.add_turn(pictured, [
+            StoredMessage(role="user", parts=(("image", "data:image/png;base64,AAAA"),),
+                          created_at=1.0),
+            StoredMessage(role="assistant", parts=(("text", "A dot."),), created_at=1.0)])
+        brought = await records.bring(pictured)
+        assert not brought.started  # its turn goes on as a new session, quoted history aside
+        assert not files.transcript(pictured.cwd, pictured.session_id).exists()

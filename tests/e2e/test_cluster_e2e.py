@@ -191,3 +191,15 @@ def _ignore_errors(call: object) -> None:
         call()  # type: ignore[operator]
     except openai.APIError:
         pass
+
+
+def test_a_gateway_stopped_right_after_a_turn_still_shares_it(
+        fake: FakeAPI, tmp: Path, redis: RedisServer, pair: tuple[Gateway, Gateway]) -> None:
+    _, b = pair
+    with running_gateway(env_for(fake, tmp, "e", redis)) as e:
+        conv, _ = say(e, "drain: one " + directive(text="one"))
+    # SIGTERM and exit: its last turn's transcript went to Redis on the way out.
+    before = httpx.get(f"{b.base_url}/stats").json()["transcripts"]["downloaded"]
+    assert say(b, "drain: two " + directive(text="two"), conv)[1] == "two"
+    assert httpx.get(f"{b.base_url}/stats").json()["transcripts"]["downloaded"] == before + 1
+    assert upstream_turns(fake, "drain: two")[1] == ("assistant", "one")
