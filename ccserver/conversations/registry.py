@@ -110,9 +110,10 @@ class Conversations:
                       identity: Identity | None) -> Ticket:
         start = new_turn_start([t.role for t in turns])
         if conversation_id:
-            await self.records.get(conversation_id)
+            # The lock first, then the record: one read, and a deleted conversation is
+            # never continued. An unknown id takes a lock nobody holds, and 404s at once.
             async with self._holding(conversation_id):
-                conversation = await self.records.get(conversation_id)  # it may be gone by now
+                conversation = await self.records.get(conversation_id)
                 stored = await self.records.store.message_count(conversation_id)
                 self._check_length(stored + len(turns) - start)
                 self.records.counters["resumed"] += 1
