@@ -51,11 +51,38 @@ class Janitor:
         records.counters["expired"] += removed
         return removed
 
+    async def sweep_moved(self) -> int:
+        """With a shared store: this gateway's copies of conversations that another
+        gateway went on with, or removed. A live process here holds an old session, so it
+        stops (it would otherwise idle, or hold tool calls, for many minutes); the files of
+        a removed conversation go too, or they would stay on this disk for ever."""
+        records = self._records
+        if records.share is None:
+            return 0
+        dropped = 0
+        for held in records.share.known():
+            if not await self._locks.local.acquire(held.id, 0):
+                continue  # a turn runs here now: this copy is the current one
+            try:
+                now = records.live(await records.store.get(held.id))
+                if now is not None and now.updated_at == held.updated_at:
+                    continue
+                with trio.CancelScope(shield=True):
+                    await self._on_remove(held.id)
+                    records.share.drop(held.id)
+                    if now is None:
+                        await records.remove_files(held)
+                dropped += 1
+            finally:
+                self._locks.local.release(held.id)
+        return dropped
+
     async def sweep_forever(self) -> None:
         interval = min(60.0, self._records.settings.session_timeout_minutes * 30)
         while True:
             try:
                 await self.sweep_expired()
+                await self.sweep_moved()
             except Exception:  # a disk or store error must not stop the server's tasks
                 log.exception("sweeping expired conversations failed; retrying later")
             await trio.sleep(interval)

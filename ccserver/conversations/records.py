@@ -157,6 +157,10 @@ class Records:
         await self.store.delete(c.id)
         if self.share is not None:
             await self.share.forget(c.id)
+        await self.remove_files(c)
+
+    async def remove_files(self, c: Conversation) -> None:
+        """``c``'s transcript, session files and own working directory on this machine."""
         own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
         await self.files.remove(c.cwd, c.session_id, own)
 

@@ -62,8 +62,8 @@ class TranscriptShare:
         self._gateway, self._on_stale = gateway_id, on_stale
         self._keep_ms = int(keep_seconds * 1000)
         self._mark_wait, self._prefix = mark_wait, prefix + "transcript:"
-        #: Conversation id -> the ``updated_at`` this gateway's own copy holds.
-        self._held: dict[str, float] = {}
+        #: Conversation id -> the conversation as this gateway's own copy holds it.
+        self._held: dict[str, Conversation] = {}
         self._uploads, self._queued = trio.open_memory_channel[
             tuple[Conversation, str | None]](math.inf)
         self.counters = {"uploaded": 0, "downloaded": 0, "upload_failures": 0}
@@ -73,7 +73,16 @@ class TranscriptShare:
 
     def current(self, c: Conversation) -> bool:
         """Whether this gateway's copy of ``c``'s session is its latest state."""
-        return self._held.get(c.id) == c.updated_at
+        held = self._held.get(c.id)
+        return held is not None and held.updated_at == c.updated_at
+
+    def known(self) -> list[Conversation]:
+        """The conversations this gateway holds a copy of, as it last saw them."""
+        return list(self._held.values())
+
+    def drop(self, conversation_id: str) -> None:
+        """This gateway's copy of the conversation is gone (or no longer counts)."""
+        self._held.pop(conversation_id, None)
 
     async def bring(self, c: Conversation) -> bool:
         """Make this gateway's copy of ``c``'s session its latest state, from the store.
@@ -91,18 +100,18 @@ class TranscriptShare:
         if not isinstance(data, bytes) or stamp is None or float(stamp) != c.updated_at:
             return False
         await self._files.write(c.cwd, c.session_id, data)
-        self._held[c.id] = c.updated_at
+        self._held[c.id] = c
         self.counters["downloaded"] += 1
         return True
 
     def rebuilt(self, c: Conversation) -> None:
         """``c``'s session was rebuilt here from the store's messages: it is current."""
-        self._held[c.id] = c.updated_at
+        self._held[c.id] = c
 
     def publish(self, c: Conversation, mark: str | None) -> None:
         """After a recorded turn (the caller holds ``c``'s lock): upload its transcript
         once the CLI has written the turn, keeping the shared lock until then."""
-        self._held[c.id] = c.updated_at
+        self._held[c.id] = c
         assert self._locks.shared is not None
         self._locks.shared.retain(c.id)
         if self._pending == 0:

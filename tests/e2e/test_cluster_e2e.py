@@ -9,12 +9,14 @@ the session travelled, not the text.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -203,3 +205,47 @@ def test_a_gateway_stopped_right_after_a_turn_still_shares_it(
     assert say(b, "drain: two " + directive(text="two"), conv)[1] == "two"
     assert httpx.get(f"{b.base_url}/stats").json()["transcripts"]["downloaded"] == before + 1
     assert upstream_turns(fake, "drain: two")[1] == ("assistant", "one")
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+
+
+def test_a_tool_call_made_on_one_gateway_is_answered_on_the_other(
+        pair: tuple[Gateway, Gateway], fake: FakeAPI) -> None:
+    """A stateless client: the call comes from A, its result goes to B. B has no held
+    call, so it resumes the session A shared, with the result written after the call:
+    upstream sees Claude's genuine call and the client's result, not quoted text."""
+    a, b = pair
+    script = directive(steps=[
+        {"text": "Let me check.", "tool_use": {"name": "get_weather", "input": {"city": "Oslo"}}},
+        {"text": "Oslo is cold."}])
+    messages: list[Any] = [{"role": "user", "content": "tools: weather? " + script}]
+    first = client(a).chat.completions.create(model="sonnet", messages=messages,
+                                              tools=[WEATHER])
+    (call,) = first.choices[0].message.tool_calls or []
+    messages += [first.choices[0].message,
+                 {"role": "tool", "tool_call_id": call.id, "content": "minus 7"}]
+    second = client(b).chat.completions.create(model="sonnet", messages=messages,
+                                               tools=[WEATHER])
+    assert second.choices[0].message.content == "Oslo is cold."
+    assert second.conversation_id == first.conversation_id  # type: ignore[attr-defined]
+    *_, assistant, user = fake.messages_requests()[-1]["body"]["messages"]
+    assert [blk["id"] for blk in assistant["content"] if blk["type"] == "tool_use"] == [call.id]
+    assert user["content"][0]["tool_use_id"] == call.id
+    assert "minus 7" in json.dumps(user["content"][0]["content"])
+
+
+def test_previous_response_id_works_on_the_other_gateway(
+        pair: tuple[Gateway, Gateway], fake: FakeAPI) -> None:
+    a, b = pair
+    first = client(a).responses.create(
+        model="sonnet", input="responses: I like tea " + directive(text="Tea, noted."))
+    assert client(b).responses.retrieve(first.id).output_text == "Tea, noted."
+    second = client(b).responses.create(
+        model="sonnet", previous_response_id=first.id,
+        input="responses: what do I like? " + directive(text="Tea."))
+    assert second.output_text == "Tea."
+    assert upstream_turns(fake, "responses: what do I like?")[1] == ("assistant", "Tea, noted.")

@@ -15,8 +15,10 @@ import trio
 
 from ccserver.cluster.link import RedisLink
 from ccserver.cluster.locks import SharedLocks
+from ccserver.conversations.expiry import Janitor
 from ccserver.conversations.locks import ConversationLocks
 from ccserver.conversations.records import Records
+from ccserver.conversations.redis_store import RedisStore
 from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.sqlite import SQLiteStore
 from ccserver.conversations.store import Conversation, StoredMessage
@@ -206,3 +208,41 @@ async def test_a_turn_whose_transcript_was_never_shared_is_rebuilt_from_its_mess
         brought = await records.bring(pictured)
         assert not brought.started  # its turn goes on as a new session, quoted history aside
         assert not files.transcript(pictured.cwd, pictured.session_id).exists()
+
+
+async def test_copies_of_conversations_that_went_on_elsewhere_are_let_go(
+        redis_url: str, tmp_path: Path) -> None:
+    """The sweep: a conversation another gateway went on with loses its process here; one
+    removed elsewhere loses its files here too; one this gateway is current on keeps both."""
+    async with linked(redis_url) as (link, _):
+        store = RedisStore(link)
+        await store.open()
+        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "a")})
+        locks = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
+        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
+                          cli_version=lambda: "2.1.197", clock=lambda: 20.0)
+        stopped: list[str] = []
+
+        async def on_remove(conversation_id: str) -> None:
+            stopped.append(conversation_id)
+
+        records.share = TranscriptShare(link, files, locks, gateway_id="gw_a",
+                                        keep_seconds=60, on_stale=on_remove)
+        janitor = Janitor(records, locks, on_remove=on_remove)
+        kept, moved, removed = (attrs.evolve(conversation(tmp_path, 10.0), id=f"conv_{n}",
+                                             session_id=f"{n}1111111-2222-3333-4444-555555555555")
+                                for n in (1, 2, 3))
+        for c in (kept, moved, removed):
+            await store.put(c)
+            records.share.rebuilt(c)  # this gateway holds a copy of each
+            path = files.transcript(c.cwd, c.session_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"{}\n")
+        await store.put(attrs.evolve(moved, updated_at=11.0))  # another gateway's turn
+        await store.delete(removed.id)  # removed on another gateway
+        assert await janitor.sweep_moved() == 2
+        assert sorted(stopped) == ["conv_2", "conv_3"]
+        assert [c.id for c in records.share.known()] == ["conv_1"]
+        assert files.transcript(moved.cwd, moved.session_id).exists()  # replaced when it returns
+        assert not files.transcript(removed.cwd, removed.session_id).exists()
+        assert await janitor.sweep_moved() == 0
