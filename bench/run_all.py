@@ -1,7 +1,7 @@
 """Run the whole bench suite and write the results into BENCHMARKS.md.
 
 Each script starts its own fake upstream and gateway(s) and measures side by side with the
-CLI run directly; this runs them one after the other (about 7 minutes with the defaults on
+CLI run directly; this runs them one after the other (about 10 minutes with the defaults on
 2 cores) and replaces the part of BENCHMARKS.md between the ``bench:begin`` / ``bench:end``
 markers, leaving the rest (history) as it is.
 
@@ -36,6 +36,7 @@ SUITE: dict[str, tuple[str, ...]] = {
     "translate": (),
     "tool_roundtrip": (),
     "upstream_bytes": (),
+    "cluster": (),
     # Last: its bursts leave a load average that takes minutes to decay.
     "concurrency": (),
 }
