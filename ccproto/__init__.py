@@ -40,6 +40,7 @@ from .events import (
     TurnFinished,
 )
 from .history import (
+    Fingerprint,
     HistoryMessage,
     fingerprint,
     munge_cwd,
@@ -124,6 +125,7 @@ __all__ = [
     "ControlRequest",
     "ControlResponse",
     "Exit",
+    "Fingerprint",
     "HistoryMessage",
     "ImageLimits",
     "ImagePart",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -27,6 +27,7 @@ from .openai_types import ChatCompletionRequest, ImagePart, Message, TextPart
 from .prompt import RESULT_ROLES, new_turn_start
 
 __all__ = [
+    "Fingerprint",
     "HistoryMessage",
     "fingerprint",
     "munge_cwd",
@@ -147,10 +148,46 @@ def fingerprint(system: str | None, messages: Sequence[HistoryMessage]) -> str:
     """A digest of a history; equal histories, and only those, have equal digests.
 
     JSON of nested lists is an unambiguous encoding: no two histories serialise alike.
+    The digest is of ``[system, [[role, parts], ...]]`` as compact JSON.
     """
-    doc = [system, [[m.role, [list(p) for p in m.parts]] for m in messages]]
-    encoded = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    digest = Fingerprint(system)
+    digest.add(messages)
+    return digest.hexdigest()
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Fingerprint:
+    """`fingerprint` built one turn at a time: a conversation's next digest from its last
+    one's state and the new messages, without its whole history.
+
+    Compact JSON of a list is its items' JSON joined by commas between brackets, so the
+    hash can take the document's bytes up to the closing brackets as messages come, and
+    `hexdigest` closes a copy.
+    """
+
+    def __init__(self, system: str | None) -> None:
+        self._hash = hashlib.sha256(b"[" + _compact(system) + b",[")
+        self._count = 0
+
+    def add(self, messages: Iterable[HistoryMessage]) -> None:
+        for m in messages:
+            if self._count:
+                self._hash.update(b",")
+            self._hash.update(_compact([m.role, [list(p) for p in m.parts]]))
+            self._count += 1
+
+    def copy(self) -> Fingerprint:
+        other = Fingerprint.__new__(Fingerprint)
+        other._hash, other._count = self._hash.copy(), self._count
+        return other
+
+    def hexdigest(self) -> str:
+        closed = self._hash.copy()
+        closed.update(b"]]")
+        return closed.hexdigest()
 
 
 def seedable(messages: Sequence[HistoryMessage]) -> list[tuple[str, str]] | None:

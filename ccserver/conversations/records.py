@@ -26,8 +26,9 @@ from typing import NamedTuple
 
 import attrs
 import trio
+from cachetools import LRUCache
 
-from ccproto import HistoryMessage, SessionPlan, ToolCall, fingerprint, tool_calls_part
+from ccproto import Fingerprint, HistoryMessage, SessionPlan, ToolCall, tool_calls_part
 
 from ..errors import ConversationNotFound
 from ..settings.sections import ConversationSettings
@@ -76,6 +77,10 @@ class Records:
         self.cli_version = cli_version
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
+        #: Conversation id -> (updated_at, fingerprint state) after the last turn recorded
+        #: here: the next turn's fingerprint without reading the whole history. Bounded:
+        #: a conversation pushed out is read once more.
+        self._digests: LRUCache[str, tuple[float, Fingerprint]] = LRUCache(maxsize=8192)
         #: Sessions shared with other gateways, when the store is shared (gateway.py).
         self.share: TranscriptShare | None = None
 
@@ -89,6 +94,14 @@ class Records:
         if conversation is None:
             raise ConversationNotFound(conversation_id)
         return conversation
+
+    async def get_counted(self, conversation_id: str) -> tuple[Conversation, int]:
+        """`get`, and how many messages the conversation holds, in one store read."""
+        found, count = await self.store.get_counted(conversation_id)
+        conversation = self.live(found)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation, count
 
     def new_identity(self) -> Identity:
         """A new conversation's id, CLI session id and working directory."""
@@ -155,6 +168,7 @@ class Records:
         process is stopped: removal on request or expiry (`Janitor`), or a new
         conversation whose first turn never completed."""
         await self.store.delete(c.id)
+        self._digests.pop(c.id, None)
         if self.share is not None:
             await self.share.forget(c.id)
         await self.remove_files(c)
@@ -176,6 +190,16 @@ class Records:
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
         if c.started != await self.files.exists(c.cwd, c.session_id):
             await self.store.put(attrs.evolve(c, started=not c.started))
+
+    async def _digest(self, c: Conversation) -> Fingerprint:
+        """The fingerprint state of ``c``'s stored history: kept from its last turn here,
+        or read (the whole history) when this process did not record that turn."""
+        kept = self._digests.get(c.id)
+        if kept is not None and kept[0] == c.updated_at:
+            return kept[1].copy()
+        digest = Fingerprint(c.system_prompt)
+        digest.add(HistoryMessage(m.role, m.parts) for m in await self.store.messages(c.id))
+        return digest
 
     def _stored(self, turns: tuple[HistoryMessage, ...]) -> list[StoredMessage]:
         now = self.clock()
@@ -201,13 +225,14 @@ class Records:
                 parts += (("tool_calls", tool_calls_part(
                     [(call.call_id, call.name, call.arguments) for call in calls])),)
             new = (*ticket.new_turns, HistoryMessage("assistant", parts))
-            earlier = await self.store.messages(c.id)
-            history = [HistoryMessage(m.role, m.parts) for m in earlier] + list(new)
+            digest = await self._digest(c)
+            digest.add(new)
             c = attrs.evolve(
                 c, turns=c.turns + prompted, updated_at=self.clock(), model=model,
-                fingerprint=fingerprint(c.system_prompt, history), started=True,
+                fingerprint=digest.hexdigest(), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
+            self._digests[c.id] = (c.updated_at, digest)
             if self.share is not None:
                 self.share.publish(c, mark)
         ticket.conversation, ticket.completed = c, True

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+from redis.asyncio import Redis
 
 from ..cluster import KEY_PREFIX
 from ..cluster.link import RedisLink
@@ -142,6 +143,18 @@ class RedisStore:
     async def message_count(self, conversation_id: str) -> int:
         count: int = await self.link.call(lambda r: r.llen(self._key("m:", conversation_id)))
         return count
+
+    async def get_counted(self, conversation_id: str) -> tuple[Conversation | None, int]:
+        """`get` and `message_count` pipelined: one round trip."""
+
+        async def read(r: Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.hget(self._key("c:", conversation_id), "v")
+            pipe.llen(self._key("m:", conversation_id))
+            return await pipe.execute()
+
+        raw, count = await self.link.call(read)
+        return (None if raw is None else _conversation(raw)), int(count)
 
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]

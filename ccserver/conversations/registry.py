@@ -113,8 +113,7 @@ class Conversations:
             # The lock first, then the record: one read, and a deleted conversation is
             # never continued. An unknown id takes a lock nobody holds, and 404s at once.
             async with self._holding(conversation_id):
-                conversation = await self.records.get(conversation_id)
-                stored = await self.records.store.message_count(conversation_id)
+                conversation, stored = await self.records.get_counted(conversation_id)
                 self._check_length(stored + len(turns) - start)
                 self.records.counters["resumed"] += 1
                 return self._make_ticket(conversation, turns[start:])

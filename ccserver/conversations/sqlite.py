@@ -158,6 +158,18 @@ class SQLiteStore:
         count: int = rows[0][0]
         return count
 
+    async def get_counted(self, conversation_id: str) -> tuple[Conversation | None, int]:
+        """`get` and `message_count` in one trip to the worker thread."""
+
+        def read() -> tuple[list[Any], int]:
+            rows = self._execute(f"{_SELECT} WHERE id = ?", conversation_id)
+            (count,) = self._execute(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?", conversation_id)[0]
+            return rows, count
+
+        rows, count = await self._run(read)
+        return (_conversation(rows[0]) if rows else None), count
+
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]
     ) -> None:

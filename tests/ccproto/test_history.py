@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccproto import (
+    Fingerprint,
     HistoryMessage,
     fingerprint,
     munge_cwd,
@@ -60,6 +62,27 @@ def test_equal_fingerprints_only_for_equal_histories(
     ta = tuple(HistoryMessage(r, (("text", t),)) for r, t in a)
     tb = tuple(HistoryMessage(r, (("text", t),)) for r, t in b)
     assert (fingerprint(None, ta) == fingerprint(None, tb)) == (ta == tb)
+
+
+_MESSAGES = st.lists(st.builds(
+    HistoryMessage, st.sampled_from(["user", "assistant", "tool"]),
+    st.lists(st.tuples(st.sampled_from(["text", "image", "tool_calls"]), st.text()),
+             max_size=3).map(tuple)), max_size=6)
+
+
+@given(st.one_of(st.none(), st.text()), _MESSAGES, _MESSAGES)
+def test_a_fingerprint_built_turn_by_turn_is_the_fingerprint_of_the_whole(
+        system: str | None, earlier: list[HistoryMessage], later: list[HistoryMessage]) -> None:
+    # The digests stored by earlier releases must still match: the whole document's
+    # sha256, as the first release computed it.
+    doc = [system, [[m.role, [list(p) for p in m.parts]] for m in earlier + later]]
+    whole = hashlib.sha256(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
+    digest = Fingerprint(system)
+    digest.add(earlier)
+    before = digest.copy()
+    digest.add(later)
+    assert digest.hexdigest() == fingerprint(system, earlier + later) == whole.hexdigest()
+    assert before.hexdigest() == fingerprint(system, earlier)  # a copy goes its own way
 
 
 def test_seedable_merges_roles_and_refuses_what_a_transcript_cannot_hold() -> None:

@@ -11,7 +11,7 @@ import attrs
 import pytest
 import trio
 
-from ccproto import InvalidRequestError, structure_request
+from ccproto import HistoryMessage, InvalidRequestError, fingerprint, structure_request
 from ccserver.conversations.expiry import Janitor
 from ccserver.conversations.records import Records
 from ccserver.conversations.registry import Conversations
@@ -249,3 +249,36 @@ async def test_a_failed_first_turn_leaves_nothing_a_failed_later_turn_keeps_it(
         async with convs.claim_turn(request(user("c")), conversation_id=cid, model="m"):
             raise RuntimeError("the CLI failed")
     assert (await convs.records.get(cid)).turns == 1 and Path(ticket.conversation.cwd).is_dir()
+
+
+async def test_a_turn_recorded_here_fingerprints_the_next_without_reading_the_history(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    convs, store, clock = await make(tmp_path)
+    reads: list[str] = []
+    read = store.messages
+
+    async def counted(conversation_id: str) -> list[StoredMessage]:
+        reads.append(conversation_id)
+        return await read(conversation_id)
+
+    monkeypatch.setattr(store, "messages", counted)
+    async with convs.claim_turn(request(user("one")), conversation_id=None, model="m") as t1:
+        await convs.records.complete(t1, "reply one", "m")
+    clock.now += 1
+    async with convs.claim_turn(request(user("two")), conversation_id=t1.conversation.id,
+                                model="m") as t2:
+        await convs.records.complete(t2, "reply two", "m")
+    assert reads == [t1.conversation.id]  # the first turn's read, none for the second
+    history = [HistoryMessage(m.role, m.parts) for m in await read(t2.conversation.id)]
+    assert t2.conversation.fingerprint == fingerprint(None, history)
+    # Another process (a restart, another gateway) reads the history once.
+    other = Records(store, convs.records.files, convs.records.settings,
+                    workspace=tmp_path / "ws", cli_version=lambda: "2.1.197", clock=clock)
+    clock.now += 1
+    again = Conversations(other)
+    async with again.claim_turn(request(user("three")), conversation_id=t1.conversation.id,
+                                model="m") as t3:
+        await other.complete(t3, "reply three", "m")
+    assert reads == [t1.conversation.id] * 2
+    history = [HistoryMessage(m.role, m.parts) for m in await read(t3.conversation.id)]
+    assert t3.conversation.fingerprint == fingerprint(None, history)

@@ -95,6 +95,9 @@ async def test_turns_append_in_order_and_create_the_conversation(
     assert (await store.get("c1")) == attrs.evolve(c, turns=3)
     assert await store.message_count("c1") == 4
     assert await store.message_count("nope") == 0 and await store.messages("nope") == []
+    got, count = await store.get_counted("c1")
+    assert got is not None and got.id == "c1" and count == 4
+    assert await store.get_counted("nope") == (None, 0)
 
 
 async def test_a_long_history_in_one_turn(store: ConversationStore) -> None:
