@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from ..errors import StoreUnavailable
 from . import KEY_PREFIX
 from .link import RedisLink
 
-__all__ = ["SharedLocks"]
+__all__ = ["Reads", "SharedLocks"]
 
 log = logging.getLogger("ccserver.cluster")
 
@@ -62,6 +63,14 @@ return lost
 """
 
 
+class Reads(Protocol):
+    """Commands to run in the same round trip as taking a lock, atomically with it (so they
+    see the state the lock now guards), and what they answered."""
+
+    def queue(self, pipe: Pipeline) -> None: ...
+    def answered(self, results: list[Any]) -> None: ...
+
+
 class SharedLocks:
     """Per-key locks in Redis, owned by one gateway (``owner``), expiring after ``ttl``."""
 
@@ -80,9 +89,10 @@ class SharedLocks:
     def held(self, key: str) -> bool:
         return self._holders[key] > 0
 
-    async def acquire(self, key: str, wait: float) -> bool:
+    async def acquire(self, key: str, wait: float, reads: Reads | None = None) -> bool:
         """Take ``key`` for this gateway, waiting up to ``wait`` seconds for another
-        gateway to let go; False on timeout.
+        gateway to let go; False on timeout. ``reads`` run with the take that succeeds
+        (none when this gateway holds the lock already: the caller reads then).
 
         Raises:
             StoreUnavailable: Redis did not answer.
@@ -93,12 +103,12 @@ class SharedLocks:
         if key in self._unreleased:
             async with self._mending:
                 self._unreleased.discard(key)
-                if await self._eval(_TAKE, [key], self.owner, int(self.ttl * 1000)):
+                if await self._take(key, reads):
                     self._holders[key] += 1
                     return True
         deadline = trio.current_time() + wait
         pause = 0.005
-        while not await self._eval(_TAKE, [key], self.owner, int(self.ttl * 1000)):
+        while not await self._take(key, reads):
             if trio.current_time() + pause > deadline:
                 return False
             await trio.sleep(pause)  # polled: a turn lasts seconds, a wake-up channel
@@ -157,6 +167,21 @@ class SharedLocks:
             except StoreUnavailable:
                 return  # still away; the expiry frees them at the latest
             self._unreleased.difference_update(keys)
+
+    async def _take(self, key: str, reads: Reads | None) -> bool:
+        if reads is None:
+            return bool(await self._eval(_TAKE, [key], self.owner, int(self.ttl * 1000)))
+
+        async def run(r: Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=True)  # MULTI ... EXEC: nothing in between
+            pipe.eval(_TAKE, 1, self._prefix + key, self.owner, int(self.ttl * 1000))
+            reads.queue(pipe)
+            return await pipe.execute()
+
+        taken, *results = await self._link.call(run)
+        if taken:
+            reads.answered(results)
+        return bool(taken)
 
     async def _eval(self, script: str, keys: list[str], *args: str | int) -> Any:
         async def run(r: Redis) -> Any:

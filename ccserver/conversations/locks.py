@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import trio
 
-from ..cluster.locks import SharedLocks
+from ..cluster.locks import Reads, SharedLocks
 
 __all__ = ["ConversationLocks", "KeyedLocks"]
 
@@ -67,9 +67,10 @@ class ConversationLocks:
         self.shared = shared
 
     async def acquire(self, key: str, wait: float, *,
-                      busy: Callable[[str, float], BaseException] | None = None) -> bool:
+                      busy: Callable[[str, float], BaseException] | None = None,
+                      reads: Reads | None = None) -> bool:
         """Both locks within ``wait`` seconds: False on timeout, or ``busy(key, wait)``
-        raised if given.
+        raised if given. ``reads`` go with the shared lock's take (`SharedLocks.acquire`).
 
         Raises:
             StoreUnavailable: the shared store did not answer.
@@ -80,7 +81,8 @@ class ConversationLocks:
         if self.shared is None:
             return True
         try:
-            taken = await self.shared.acquire(key, max(0.0, deadline - trio.current_time()))
+            taken = await self.shared.acquire(
+                key, max(0.0, deadline - trio.current_time()), reads)
         except BaseException:
             self.local.release(key)
             raise

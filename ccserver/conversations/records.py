@@ -33,7 +33,7 @@ from ccproto import Fingerprint, HistoryMessage, SessionPlan, ToolCall, tool_cal
 from ..errors import ConversationNotFound
 from ..settings.sections import ConversationSettings
 from .sessions import SessionFiles
-from .store import Conversation, ConversationStore, StoredMessage
+from .store import Conversation, ConversationStore, CountedRead, StoredMessage
 from .transcripts import TranscriptShare
 
 __all__ = ["Identity", "Records", "Ticket"]
@@ -95,9 +95,14 @@ class Records:
             raise ConversationNotFound(conversation_id)
         return conversation
 
-    async def get_counted(self, conversation_id: str) -> tuple[Conversation, int]:
-        """`get`, and how many messages the conversation holds, in one store read."""
-        found, count = await self.store.get_counted(conversation_id)
+    async def get_counted(self, conversation_id: str, read: CountedRead | None = None
+                          ) -> tuple[Conversation, int]:
+        """`get`, and how many messages the conversation holds, in one store read (none
+        when ``read`` was answered with the conversation's lock)."""
+        if read is not None and read.value is not None:
+            found, count = read.value
+        else:
+            found, count = await self.store.get_counted(conversation_id)
         conversation = self.live(found)
         if conversation is None:
             raise ConversationNotFound(conversation_id)

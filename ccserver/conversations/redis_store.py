@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from ..cluster import KEY_PREFIX
 from ..cluster.link import RedisLink
@@ -62,6 +63,22 @@ def _conversation(raw: bytes | str) -> Conversation:
 
 def _conversations(raws: Sequence[bytes | None]) -> list[Conversation]:
     return [_conversation(raw) for raw in raws if raw is not None]
+
+
+class _CountedRead:
+    """`RedisStore.get_counted` queued after a shared lock's take (`CountedRead`)."""
+
+    def __init__(self, record: str, messages: str) -> None:
+        self._record, self._messages = record, messages
+        self.value: tuple[Conversation | None, int] | None = None
+
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.hget(self._record, "v")
+        pipe.llen(self._messages)
+
+    def answered(self, results: list[Any]) -> None:
+        raw, count = results
+        self.value = (None if raw is None else _conversation(raw)), int(count)
 
 
 class RedisStore:
@@ -155,6 +172,9 @@ class RedisStore:
 
         raw, count = await self.link.call(read)
         return (None if raw is None else _conversation(raw)), int(count)
+
+    def counted_read(self, conversation_id: str) -> _CountedRead:
+        return _CountedRead(self._key("c:", conversation_id), self._key("m:", conversation_id))
 
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]

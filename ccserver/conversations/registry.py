@@ -41,7 +41,7 @@ from ccproto import (
 from ..errors import ConversationBusy
 from .locks import ConversationLocks
 from .records import Identity, Records, Ticket
-from .store import Conversation
+from .store import Conversation, CountedRead
 
 __all__ = ["Conversations", "starts_afresh"]
 
@@ -112,8 +112,9 @@ class Conversations:
         if conversation_id:
             # The lock first, then the record: one read, and a deleted conversation is
             # never continued. An unknown id takes a lock nobody holds, and 404s at once.
-            async with self._holding(conversation_id):
-                conversation, stored = await self.records.get_counted(conversation_id)
+            read = self.records.store.counted_read(conversation_id)
+            async with self._holding(conversation_id, read):
+                conversation, stored = await self.records.get_counted(conversation_id, read)
                 self._check_length(stored + len(turns) - start)
                 self.records.counters["resumed"] += 1
                 return self._make_ticket(conversation, turns[start:])
@@ -132,11 +133,12 @@ class Conversations:
                                  identity if len(turns) == 1 else None)
 
     @asynccontextmanager
-    async def _holding(self, conversation_id: str) -> AsyncIterator[None]:
+    async def _holding(self, conversation_id: str, read: CountedRead | None = None
+                       ) -> AsyncIterator[None]:
         """Take the conversation's lock for the turn: kept when the block ends normally,
         released when it raises (a 400, a store error, a cancelled client)."""
         await self.locks.acquire(conversation_id, self.settings.busy_wait_seconds,
-                                 busy=ConversationBusy)
+                                 busy=ConversationBusy, reads=read)
         try:
             yield
         except BaseException:

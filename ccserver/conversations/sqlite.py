@@ -170,6 +170,9 @@ class SQLiteStore:
         rows, count = await self._run(read)
         return (_conversation(rows[0]) if rows else None), count
 
+    def counted_read(self, conversation_id: str) -> None:
+        return None  # no shared lock to read along with
+
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]
     ) -> None:

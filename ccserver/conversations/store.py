@@ -13,7 +13,9 @@ from typing import Protocol
 
 import attrs
 
-__all__ = ["Conversation", "ConversationStore", "StoredMessage"]
+from ..cluster.locks import Reads
+
+__all__ = ["Conversation", "ConversationStore", "CountedRead", "StoredMessage"]
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +43,13 @@ class StoredMessage:
     created_at: float
 
 
+class CountedRead(Reads, Protocol):
+    """`ConversationStore.get_counted` done along with taking the conversation's shared
+    lock (one round trip for both); ``value`` is its answer once the take succeeded."""
+
+    value: tuple[Conversation | None, int] | None
+
+
 class ConversationStore(Protocol):
     async def open(self) -> None: ...
     async def put(self, conversation: Conversation) -> None: ...
@@ -53,6 +62,7 @@ class ConversationStore(Protocol):
     async def messages(self, conversation_id: str) -> list[StoredMessage]: ...
     async def message_count(self, conversation_id: str) -> int: ...
     async def get_counted(self, conversation_id: str) -> tuple[Conversation | None, int]: ...
+    def counted_read(self, conversation_id: str) -> CountedRead | None: ...
     async def add_turn(
         self, conversation: Conversation, messages: Sequence[StoredMessage]
     ) -> None: ...

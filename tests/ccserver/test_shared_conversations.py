@@ -246,3 +246,23 @@ async def test_copies_of_conversations_that_went_on_elsewhere_are_let_go(
         assert files.transcript(moved.cwd, moved.session_id).exists()  # replaced when it returns
         assert not files.transcript(removed.cwd, removed.session_id).exists()
         assert await janitor.sweep_moved() == 0
+
+
+async def test_a_conversation_is_read_in_the_same_round_trip_as_its_lock_is_taken(
+        redis_url: str, tmp_path: Path) -> None:
+    async with linked(redis_url) as (link, _):
+        store = RedisStore(link)
+        c = conversation(tmp_path, 10.0)
+        await store.add_turn(c, [StoredMessage(role="user", parts=(("text", "hi"),),
+                                               created_at=1.0)])
+        a = SharedLocks(link, "gw_a", ttl=30)
+        read = store.counted_read(c.id)
+        assert await a.acquire(c.id, 0, read)
+        assert read.value == (c, 1)
+        late = store.counted_read(c.id)  # another gateway: refused, so nothing was read
+        assert not await SharedLocks(link, "gw_b", ttl=30).acquire(c.id, 0, late)
+        assert late.value is None
+        again = store.counted_read(c.id)  # held here already: no round trip, no read
+        assert await a.acquire(c.id, 0, again) and again.value is None
+        assert await store.get_counted(c.id) == (c, 1)
+        assert SQLiteStore(tmp_path / "x.sqlite3").counted_read(c.id) is None
