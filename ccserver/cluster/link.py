@@ -83,6 +83,16 @@ class RedisLink:
             f"the shared store at {redact(self.url)} does not answer ({refused}); start it, "
             'or set conversation.store_url to "" for the embedded SQLite store')
 
+    async def health(self) -> dict[str, Any]:
+        """Whether Redis answers a PING within the timeout, for /health."""
+        try:
+            with trio.fail_after(self.timeout):
+                await self.call(lambda r: r.ping())
+        except (StoreUnavailable, trio.TooSlowError) as exc:
+            reason = str(exc) or f"no answer within {self.timeout:g} s"
+            return {"url": redact(self.url), "ok": False, "error": reason}
+        return {"url": redact(self.url), "ok": True}
+
     async def call(self, command: Callable[[Redis], Awaitable[T]]) -> T:
         """``command(client)`` on the asyncio loop, within the timeout.
 

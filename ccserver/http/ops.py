@@ -32,6 +32,11 @@ async def serve_health(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         "queued_requests": gw.admission.queued,
         "pool": gw.pool.stats(),
     }
+    if gw.link is not None:
+        # Without its shared store no conversation can go on: not healthy, and it says so.
+        body["store"] = store = await gw.link.health()
+        if not store["ok"]:
+            ok, body["status"] = False, "unavailable"
     status = 200 if ok else 503
     await send_json(send, status, body, headers)
     return status

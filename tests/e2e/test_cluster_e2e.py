@@ -143,8 +143,13 @@ def test_redis_lost_gives_503_and_the_gateways_recover_by_themselves(
         assert caught.value.body["code"] == "store_unavailable"  # type: ignore[index]
         stats = httpx.get(f"{a.base_url}/stats")
         assert stats.status_code == 200  # this gateway's figures need no Redis
+        assert "error" in stats.json()["cluster"]
+        health = httpx.get(f"{a.base_url}/health", timeout=30)
+        assert health.status_code == 503 and health.json()["store"]["ok"] is False
     finally:
         redis.start()
+    health = httpx.get(f"{a.base_url}/health", timeout=30)
+    assert health.status_code == 200 and health.json()["store"]["ok"] is True
     # The data survived (appendfsync always) and both gateways reconnect by themselves.
     assert say(b, "outage: after " + directive(text="after"), conv)[1] == "after"
     assert say(a, "outage: again " + directive(text="again"), conv)[1] == "again"
