@@ -72,6 +72,9 @@ class Records:
         self.cli_version = cli_version
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
+        #: Conversations as this process left them, by id: their working directory exists
+        #: and their transcript holds no prompt past their completed turns (the count).
+        self._clean: dict[str, int] = {}
 
     def live(self, c: Conversation | None) -> Conversation | None:
         """``c`` unless it is missing or idle past the timeout (expired counts as gone)."""
@@ -95,15 +98,32 @@ class Records:
                      metadata: dict[str, str], identity: Identity | None = None
                      ) -> Conversation:
         now = self.clock()
-        identity = identity or self.new_identity()
+        who = identity or self.new_identity()
         conversation = Conversation(
-            id=identity.conversation_id, session_id=identity.session_id,
-            cwd=identity.cwd, model=model, system_prompt=system_prompt,
-            metadata=metadata, created_at=now, updated_at=now,
+            id=who.conversation_id, session_id=who.session_id, cwd=who.cwd, model=model,
+            system_prompt=system_prompt, metadata=metadata, created_at=now, updated_at=now,
         )
         await self.store.put(conversation)
         self.counters["created"] += 1
+        if identity is not None:
+            # A warm process started as it runs in its directory and was sent nothing yet.
+            self._clean[conversation.id] = 0
         return conversation
+
+    async def ready(self, c: Conversation) -> None:
+        """Make ``c``'s working directory and transcript ready for its next turn: the
+        directory exists, and the transcript holds its completed turns only (a server
+        killed mid-turn may have left half a turn behind, `SessionFiles.roll_back`).
+
+        Both are known, with no disk to read, for a conversation this process created for
+        a warm process or left after a turn that completed or was rolled back; not after a
+        restart (memory is empty then), nor while a turn runs, nor after one whose roll-back
+        failed. Transcripts are written only by this server's CLIs, one turn at a time.
+        """
+        if self._clean.pop(c.id, None) == c.turns:
+            return
+        await trio.to_thread.run_sync(lambda: Path(c.cwd).mkdir(parents=True, exist_ok=True))
+        await self.files.roll_back(c.cwd, c.session_id, c.turns)
 
     async def seed_earlier(self, c: Conversation, earlier: tuple[HistoryMessage, ...],
                            model: str) -> Conversation:
@@ -122,6 +142,7 @@ class Records:
         session files and own working directory. The caller holds its lock, and its
         process is stopped: removal on request or expiry (`Janitor`), or a new
         conversation whose first turn never completed."""
+        self._clean.pop(c.id, None)
         await self.store.delete(c.id)
         own = Path(c.cwd) if Path(c.cwd) != self.workspace else None
         await self.files.remove(c.cwd, c.session_id, own)
@@ -138,6 +159,7 @@ class Records:
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
         if c.started != await self.files.exists(c.cwd, c.session_id):
             await self.store.put(attrs.evolve(c, started=not c.started))
+        self._clean[c.id] = c.turns
 
     def _stored(self, turns: tuple[HistoryMessage, ...]) -> list[StoredMessage]:
         now = self.clock()
@@ -169,5 +191,6 @@ class Records:
                 fingerprint=fingerprint(c.system_prompt, history), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
+        self._clean[c.id] = c.turns
         ticket.conversation, ticket.completed = c, True
         return c

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import trio
 
@@ -85,11 +84,8 @@ class Conversations:
         ticket = await self._ticket(conversation_id, system, turns, model, identity)
         conversation = ticket.conversation
         try:
-            await trio.to_thread.run_sync(
-                lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
             # A server killed mid-turn may have left half a turn behind.
-            await self.records.files.roll_back(conversation.cwd, conversation.session_id,
-                                       conversation.turns)
+            await self.records.ready(conversation)
             yield ticket
         finally:
             # Shielded: a cancelled turn must still be rolled back (a new conversation
