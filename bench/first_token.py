@@ -8,10 +8,11 @@ user line on its stdin. Both are timed to the first text delta: from the request
 the first SSE chunk with content, and from the stdin write to the first ``text_delta`` on
 the CLI's stdout. What the gateway adds is the ratio's excess over 1.
 
-Both processes are started at the same moment (the floor's with the pool's refill), then
-the script waits until the pool is full again plus 3 s (`settle`) before each
-measurement, and the two sides alternate which goes first, so each is as warm as the
-other and no start-up overlaps a measurement.
+Both processes start together: the next floor is spawned as the gateway's request ends,
+when the pool's refill of the process it took is starting too. Before each measurement
+the script waits until the pool is full again plus 3 s (`settle`), and the two sides
+alternate which goes first, so each is as warm as the other and no start-up overlaps a
+measurement.
 
 Usage: .venv/bin/python -m bench.first_token [pairs]
 """
