@@ -114,8 +114,8 @@ class Pool:
                              process.conversation_id)
                     self._host.kill(process)
                 await self._refill()
-                # Deadline: the next idle check or deferred refill, unless a warm process
-                # was taken or a turn answered sooner.
+                # Deadline: the next idle check or deferred refill, unless woken sooner (a
+                # shape asked for, a turn that took a warm one answered, a slot freed).
                 owed = [until - now for until in self._books.owed.values()]
                 with trio.move_on_after(min([_TICK, *owed])):
                     await self._wake.wait()
