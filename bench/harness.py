@@ -78,10 +78,12 @@ class Stack:
         return cli_env(self.fake, self.tmp / name / "cfg")
 
     @contextlib.contextmanager
-    def gateway(self, name: str, settings: Mapping[str, object] | None = None
+    def gateway(self, name: str, settings: Mapping[str, object] | None = None, *,
+                module: str = "ccserver", extra_env: Mapping[str, str] | None = None,
                 ) -> Iterator[tuple[Gateway, httpx.Client]]:
         """A gateway with its own data dir, workspace and CLI config dir; ``settings`` by key
-        (``"pool.size": 0`` becomes ``CLAUDE_CODE__POOL__SIZE=0``)."""
+        (``"pool.size": 0`` becomes ``CLAUDE_CODE__POOL__SIZE=0``); ``module`` serves it
+        (bench/phases.py traces one)."""
         home = self.tmp / name
         env = self.cli_env(name) | {
             "CLAUDE_CODE__SERVER__DATA_DIR": str(home / "data"),
@@ -90,7 +92,9 @@ class Stack:
         }
         for key, value in (settings or {}).items():
             env["CLAUDE_CODE__" + key.upper().replace(".", "__")] = str(value)
-        with running_gateway(env) as gw, httpx.Client(base_url=gw.v1, timeout=180) as client:
+        env |= extra_env or {}
+        with running_gateway(env, module=module) as gw, \
+                httpx.Client(base_url=gw.v1, timeout=180) as client:
             try:
                 yield gw, client
             finally:

@@ -30,6 +30,7 @@ __all__ = ["SUITE", "main"]
 #: Script modules in the order they run, each with its default arguments.
 SUITE: dict[str, tuple[str, ...]] = {
     "ttft": (),
+    "first_token": (),
     "second_turn": (),
     "nonstream_overhead": (),
     "chunk_delay": (),

@@ -69,7 +69,7 @@ class Janitor:
                     continue
                 with trio.CancelScope(shield=True):
                     await self._on_remove(held.id)
-                    records.share.drop(held.id)
+                    records.forget(held.id)
                     if now is None:
                         await records.remove_files(held)
                 dropped += 1

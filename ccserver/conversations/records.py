@@ -83,6 +83,9 @@ class Records:
         self._digests: LRUCache[str, tuple[float, Fingerprint]] = LRUCache(maxsize=8192)
         #: Sessions shared with other gateways, when the store is shared (gateway.py).
         self.share: TranscriptShare | None = None
+        #: Conversations as this process left them, by id: their working directory exists
+        #: and their transcript holds no prompt past their completed turns (the count).
+        self._clean: dict[str, int] = {}
 
     def live(self, c: Conversation | None) -> Conversation | None:
         """``c`` unless it is missing or idle past the timeout (expired counts as gone)."""
@@ -119,15 +122,32 @@ class Records:
                      metadata: dict[str, str], identity: Identity | None = None
                      ) -> Conversation:
         now = self.clock()
-        identity = identity or self.new_identity()
+        who = identity or self.new_identity()
         conversation = Conversation(
-            id=identity.conversation_id, session_id=identity.session_id,
-            cwd=identity.cwd, model=model, system_prompt=system_prompt,
-            metadata=metadata, created_at=now, updated_at=now,
+            id=who.conversation_id, session_id=who.session_id, cwd=who.cwd, model=model,
+            system_prompt=system_prompt, metadata=metadata, created_at=now, updated_at=now,
         )
         await self.store.put(conversation)
         self.counters["created"] += 1
+        if identity is not None:
+            # A warm process started as it runs in its directory and was sent nothing yet.
+            self._clean[conversation.id] = 0
         return conversation
+
+    async def ready(self, c: Conversation) -> None:
+        """Make ``c``'s working directory and transcript ready for its next turn: the
+        directory exists, and the transcript holds its completed turns only (a server
+        killed mid-turn may have left half a turn behind, `SessionFiles.roll_back`).
+
+        Both are known, with no disk to read, for a conversation this process created for
+        a warm process or left after a turn that completed or was rolled back; not after a
+        restart (memory is empty then), nor while a turn runs, nor after one whose roll-back
+        failed. Transcripts are written only by this server's CLIs, one turn at a time.
+        """
+        if self._clean.pop(c.id, None) == c.turns:
+            return
+        await trio.to_thread.run_sync(lambda: Path(c.cwd).mkdir(parents=True, exist_ok=True))
+        await self.files.roll_back(c.cwd, c.session_id, c.turns)
 
     async def seed_earlier(self, c: Conversation, earlier: tuple[HistoryMessage, ...],
                            model: str) -> Conversation:
@@ -153,6 +173,7 @@ class Records:
         share = self.share
         if share is None or not c.started or share.current(c):
             return c
+        self._clean.pop(c.id, None)  # the file is replaced: `ready` checks it again
         if await share.bring(c):
             return c
         earlier = tuple(HistoryMessage(m.role, m.parts) for m in await self.store.messages(c.id))
@@ -172,11 +193,19 @@ class Records:
         session files and own working directory. The caller holds its lock, and its
         process is stopped: removal on request or expiry (`Janitor`), or a new
         conversation whose first turn never completed."""
+        self.forget(c.id)
         await self.store.delete(c.id)
-        self._digests.pop(c.id, None)
         if self.share is not None:
-            await self.share.forget(c.id)
+            await self.share.unshare(c.id)
         await self.remove_files(c)
+
+    def forget(self, conversation_id: str) -> None:
+        """What this process remembers of a conversation (another gateway went on with it,
+        or removed it): its next turn here reads everything afresh."""
+        self._clean.pop(conversation_id, None)
+        self._digests.pop(conversation_id, None)
+        if self.share is not None:
+            self.share.drop(conversation_id)
 
     async def remove_files(self, c: Conversation) -> None:
         """``c``'s transcript, session files and own working directory on this machine."""
@@ -195,6 +224,7 @@ class Records:
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
         if c.started != await self.files.exists(c.cwd, c.session_id):
             await self.store.put(attrs.evolve(c, started=not c.started))
+        self._clean[c.id] = c.turns
 
     async def _digest(self, c: Conversation) -> Fingerprint:
         """The fingerprint state of ``c``'s stored history: kept from its last turn here,
@@ -240,5 +270,6 @@ class Records:
             self._digests[c.id] = (c.updated_at, digest)
             if self.share is not None:
                 self.share.publish(c, mark)
+        self._clean[c.id] = c.turns
         ticket.conversation, ticket.completed = c, True
         return c

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import trio
 
@@ -90,11 +89,8 @@ class Conversations:
             if (brought := await self.records.bring(conversation)) is not conversation:
                 ticket.conversation = conversation = brought
                 ticket.session = self._make_ticket(brought, ()).session
-            await trio.to_thread.run_sync(
-                lambda: Path(conversation.cwd).mkdir(parents=True, exist_ok=True))
             # A server killed mid-turn may have left half a turn behind.
-            await self.records.files.roll_back(conversation.cwd, conversation.session_id,
-                                       conversation.turns)
+            await self.records.ready(conversation)
             yield ticket
         finally:
             # Shielded: a cancelled turn must still be rolled back (a new conversation

@@ -125,7 +125,7 @@ class TranscriptShare:
         with trio.move_on_after(timeout):
             await self._idle.wait()
 
-    async def forget(self, conversation_id: str) -> None:
+    async def unshare(self, conversation_id: str) -> None:
         """``conversation_id`` was removed: its upload goes too."""
         self._held.pop(conversation_id, None)
         await self._link.call(lambda r: r.delete(self._prefix + conversation_id))

@@ -11,7 +11,7 @@ cold-start slot (`ColdStarts`), and starts the turn (`run_attempts`); the surfac
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -47,9 +47,13 @@ class Run:
     """A running turn: its conversation, model and events."""
 
     def __init__(self, ticket: Ticket, model: str,
-                 events: trio.MemoryReceiveChannel[TurnEvent]) -> None:
+                 events: trio.MemoryReceiveChannel[TurnEvent],
+                 answering: Callable[[], None] = lambda: None) -> None:
         self.model = model
         self._ticket, self._events = ticket, events
+        #: Called once the surface asks for more after an event (`Lease.answering`).
+        self._answering = answering
+        self._delivered = False
         #: The surface has received the turn's `TurnFinished` (or its `ToolCallsRequested`:
         #: the turn waits for the client's results, and this response is complete).
         self.finished = False
@@ -61,7 +65,11 @@ class Run:
     async def receive(self) -> TurnEvent:
         """The next event; the last one is a `TurnFinished` (the turn is recorded in its
         conversation by then) or a `TurnFailed`."""
+        if self._delivered:
+            # The surface has sent the previous event on: the first byte is out.
+            self._answering()
         event = await self._events.receive()
+        self._delivered = True
         if type(event) in (TurnFinished, ToolCallsRequested):
             self.finished = True
         return event
@@ -201,7 +209,7 @@ async def _open_run(services: TurnServices, lease: Lease, inv: Invocation, ticke
     back: kept if the turn was recorded (held if it waits for tool results), else
     killed."""
     send_events, events = trio.open_memory_channel[TurnEvent](64)
-    run = Run(ticket, model, events)
+    run = Run(ticket, model, events, lease.answering)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_attempts, services, lease, inv, ticket, model, send_events,

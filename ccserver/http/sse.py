@@ -79,10 +79,16 @@ async def held_sse_stream(
         await send_json(send, status, body, [*headers, *extra])
         return status
     await start_response(send, 200, [*SSE_HEADERS, *headers])
-    await send_bytes(send, start())
+    # The opening goes out with the first event, in one write (the first token is the one
+    # a client waits for), or at once if the hold ran out first.
+    opening = start()
+    if event is None:
+        await send_bytes(send, opening)
+        opening = b""
     while True:
         if event is not None:
             data, end = await render(event)
+            data, opening = opening + data, b""
             if end:
                 await send_bytes(send, data, more=False)
                 return 200

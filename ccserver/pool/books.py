@@ -46,6 +46,9 @@ class Books:
         self.leaving: set[PooledProcess] = set()
         #: "warm_hits", "bound_hits", "misses": how turns found their process.
         self.counters: Counter[str] = Counter()
+        #: Warm processes taken by turns that have not answered yet (by their lease): the
+        #: time until which each one's refill waits (`Lease.answering` says why).
+        self.owed: dict[object, float] = {}
 
     def hosted(self, live: int) -> int:
         """What the cap counts: ``live`` (every hosted process) and the promised ones, less
@@ -117,6 +120,13 @@ class Books:
         return True
 
     # ---- the pool's own upkeep -----------------------------------------------------------
+
+    def owing(self, now: float) -> int:
+        """How many refills wait for their turn's first answer (`owed`), those past their
+        deadline forgotten: they go now."""
+        for lease in [lease for lease, until in self.owed.items() if until <= now]:
+            del self.owed[lease]
+        return len(self.owed)
 
     def drop(self, process: PooledProcess) -> None:
         """Forget ``process`` as an idle one: it is retired, killed or gone."""

@@ -26,7 +26,10 @@ from .coldstarts import ColdStarts
 from .host import ProcessHost
 from .pooled import PooledProcess, ProcessPlan
 
-__all__ = ["Lease"]
+__all__ = ["REFILL_WAITS", "Lease"]
+
+#: The longest a turn that took a warm process defers its refill (`Lease.answering`).
+REFILL_WAITS = 1.0
 
 
 class Lease:
@@ -48,8 +51,22 @@ class Lease:
         assert self.process is None
         self.process = self._books.take_warm(shape)
         if self.process is not None:
-            self._refill()  # a warm one fewer
+            # A warm one fewer, refilled once the turn answers (`answering`).
+            self._books.owed[self] = trio.current_time() + REFILL_WAITS
         return self.process
+
+    def answering(self) -> None:
+        """The turn's first output went out to the client, or the turn is over: the
+        warm process it took is replaced now.
+
+        Not sooner: a CLI's start-up is the better part of a CPU-second, and on a small
+        machine it would share the cores with this turn's process while that works toward
+        its first token (a measured 20 ms or more on 2 cores, BENCHMARKS.md). Nor later
+        than `REFILL_WAITS` after the take: a turn can run long before its first output
+        (tools, thinking), and the next new conversation wants a warm process too.
+        """
+        if self._books.owed.pop(self, None) is not None:
+            self._refill()
 
     async def take_bound(self, conversation_id: str, shape: ProcessKey) -> None:
         """The conversation's bound process, if the turn has none yet and it fits.
@@ -129,6 +146,7 @@ class Lease:
         conversation; otherwise it is gone when this returns, so the conversation's session
         files can be rolled back and resumed by another process."""
         self.ready()  # a process still starting is gone or done starting
+        self.answering()
         process, self.process = self.process, None
         if process is None:
             return
@@ -142,6 +160,7 @@ class Lease:
         back as it was (it holds nothing of the turn), and an unused promise and
         cold-start slot are released."""
         self.ready()
+        self.answering()
         if self.process is not None:
             await self.give_back(good=True)
         if self._promised:

@@ -114,8 +114,10 @@ class Pool:
                              process.conversation_id)
                     self._host.kill(process)
                 await self._refill()
-                # Deadline: the next idle check, unless a warm process was taken sooner.
-                with trio.move_on_after(_TICK):
+                # Deadline: the next idle check or deferred refill, unless woken sooner (a
+                # shape asked for, a turn that took a warm one answered, a slot freed).
+                owed = [until - now for until in self._books.owed.values()]
+                with trio.move_on_after(min([_TICK, *owed])):
                     await self._wake.wait()
                 self._wake = trio.Event()
 
@@ -185,7 +187,8 @@ class Pool:
     async def _refill(self) -> None:
         self._retire(self._books.unwanted_warm(self._shapes))  # shapes no longer asked for
         shapes = self._shapes.newest_first()
-        while shapes and len(self._books.warm) + self._host.spawning < self.size:
+        owed = self._books.owing(trio.current_time())  # refilled once their turns answer
+        while shapes and len(self._books.warm) + self._host.spawning + owed < self.size:
             if self._books.hosted(self._host.live) >= self.max_processes:
                 return
             if not self.cold.free_for_refill():

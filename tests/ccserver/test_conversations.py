@@ -282,3 +282,52 @@ async def test_a_turn_recorded_here_fingerprints_the_next_without_reading_the_hi
     assert reads == [t1.conversation.id] * 2
     history = [HistoryMessage(m.role, m.parts) for m in await read(t3.conversation.id)]
     assert t3.conversation.fingerprint == fingerprint(None, history)
+
+
+async def test_a_transcript_this_process_left_clean_is_not_read_again(tmp_path: Path) -> None:
+    convs, store, clock = await make(tmp_path)
+    files = convs.records.files
+    checked: list[str] = []
+    roll_back = files.roll_back
+
+    async def counted(cwd: str, session_id: str, good_turns: int) -> None:
+        checked.append(session_id)
+        await roll_back(cwd, session_id, good_turns)
+
+    files.roll_back = counted  # type: ignore[method-assign]
+    identity = convs.records.new_identity()  # as a warm process would have made it
+    Path(identity.cwd).mkdir(parents=True)
+    async with convs.claim_turn(request(user("a")), conversation_id=None, model="m",
+                                identity=identity) as ticket:
+        assert checked == []  # made just now for a process that was sent nothing yet
+        await convs.records.complete(ticket, "b", "m")
+    c = ticket.conversation
+    path = files.transcript(c.cwd, c.session_id)
+    good = b'{"type":"queue-operation","operation":"enqueue"}\n{"type":"user"}\n'
+    path.parent.mkdir(parents=True)
+    path.write_bytes(good)  # what the CLI wrote for the completed turn
+    with pytest.raises(RuntimeError):
+        async with convs.claim_turn(request(user("c")), conversation_id=c.id, model="m"):
+            assert checked == []  # its last turn completed here: clean
+            with path.open("ab") as f:
+                f.write(b'{"type":"queue-operation","operation":"enqueue"}\n')
+            raise RuntimeError("the CLI failed")
+    assert path.read_bytes() == good and checked == [c.session_id]  # rolled back once
+    async with convs.claim_turn(request(user("c")), conversation_id=c.id, model="m"):
+        assert checked == [c.session_id]  # rolled back here: clean again
+    assert checked == [c.session_id] * 2  # this one never completed: rolled back too
+    # A server killed mid-turn leaves half a turn; restarted, it knows nothing of it, so
+    # its first turn of the conversation checks and cuts it.
+    with path.open("ab") as f:
+        f.write(b'{"type":"queue-operation","operation":"enqueue"}\n{"type":"user"}\n')
+    restarted = Conversations(Records(store, files, convs.records.settings,
+                                      workspace=tmp_path / "ws",
+                                      cli_version=lambda: "2.1.197", clock=clock))
+    async with restarted.claim_turn(request(user("c")), conversation_id=c.id, model="m"):
+        assert path.read_bytes() == good and checked == [c.session_id] * 3
+
+async def test_a_new_conversation_without_a_warm_process_gets_its_directory(
+        tmp_path: Path) -> None:
+    convs, _, _ = await make(tmp_path)
+    async with convs.claim_turn(request(user("a")), conversation_id=None, model="m") as ticket:
+        assert Path(ticket.conversation.cwd).is_dir()

@@ -20,12 +20,14 @@ from typing import Any, cast
 import attrs
 import pytest
 import trio
+import trio.testing
 
 from ccproto import CLIStream, Invocation, PlanOptions, structure_request
 from ccserver.conversations.records import Identity
 from ccserver.core.context import TurnServices
 from ccserver.core.planning import planner
 from ccserver.errors import Busy
+from ccserver.pool import lease as lease_module
 from ccserver.pool.books import Books
 from ccserver.pool.coldstarts import ColdStarts
 from ccserver.pool.pool import Pool
@@ -539,3 +541,46 @@ async def test_refills_start_only_when_a_slot_is_free_and_no_turn_waits() -> Non
         assert not cold.free_for_refill()
         cold.release("b")
         assert cold.free_for_refill()
+
+
+async def test_a_taken_warm_process_is_replaced_once_its_turn_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new CLI's start-up would share the CPU with the turn's first token: the refill
+    # waits for the turn's first output (`Lease.answering`), or for the turn to end.
+    monkeypatch.setattr(lease_module, "REFILL_WAITS", NEVER)
+    with trio.fail_after(GUARD):
+        async with running(new_pool()) as pool:
+            shape = plan("w", cwd=tmp_path).inv.process_key
+            pool.want(shape, lambda: plan("w", cwd=tmp_path))
+            pool.size = 1
+            await until(lambda: pool.stats()["warm"] == 1)
+            for answer in ("answering", "give_back"):
+                async with pool.lease() as lease:
+                    assert lease.take_warm(shape) is not None
+                    pool.want(shape, lambda: plan("w", cwd=tmp_path))  # wakes the refill
+                    await trio.testing.wait_all_tasks_blocked()
+                    stats = pool.stats()
+                    assert stats["warm"] == stats["spawning"] == 0
+                    if answer == "answering":
+                        lease.answering()
+                    else:
+                        await lease.give_back(good=False)
+                    await until(lambda: pool.stats()["warm"] == 1)
+                    await lease.give_back(good=False)
+            assert pool.stats()["warm_started"] == 3
+
+
+async def test_a_turn_defers_its_refill_no_longer_than_refill_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lease_module, "REFILL_WAITS", 0.0)
+    with trio.fail_after(GUARD):
+        async with running(new_pool()) as pool:
+            shape = plan("w", cwd=tmp_path).inv.process_key
+            pool.want(shape, lambda: plan("w", cwd=tmp_path))
+            pool.size = 1
+            await until(lambda: pool.stats()["warm"] == 1)
+            async with pool.lease() as lease:
+                assert lease.take_warm(shape) is not None
+                # No output yet, and none comes: the refill goes at the deadline anyway.
+                await until(lambda: pool.stats()["warm"] == 1)
+                await lease.give_back(good=False)

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 
 from ccproto import PlanOptions, TextDelta, TurnFailed, TurnFinished, structure_request
 from ccserver.conversations.records import Records
@@ -28,9 +29,11 @@ from ccserver.conversations.registry import Conversations
 from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.sqlite import SQLiteStore
 from ccserver.core.context import TurnServices
+from ccserver.core.planning import planner
 from ccserver.core.retry import RetryPolicy
 from ccserver.core.run import Run, open_turn
 from ccserver.errors import Busy, ConversationBusy, ConversationNotFound
+from ccserver.pool import lease as lease_module
 from ccserver.pool.admission import Admission
 from ccserver.pool.pool import Pool
 from ccserver.proc.reading import RunLimits
@@ -195,3 +198,25 @@ async def test_a_turn_that_cannot_start_in_time_gets_429(tmp_path: Path) -> None
             cold.release("other")
             async with open_turn(services, request("hi"), conversation_id=None) as run:
                 assert isinstance((await read_all(run))[-1], TurnFinished)
+
+
+async def test_a_taken_warm_process_is_replaced_after_the_first_event_went_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not at the take: a CLI's start-up would share the CPU with the first token.
+    monkeypatch.setattr(lease_module, "REFILL_WAITS", float("inf"))
+    with trio.fail_after(GUARD):
+        async with core(tmp_path, "text_stream") as services:
+            pool = services.pool
+            pool.want(*planner(services, request("-")))
+            pool.size = 1
+            while pool.stats()["warm"] < 1:
+                await trio.sleep(0.01)
+            async with open_turn(services, request("hi"), conversation_id=None) as run:
+                assert pool.stats()["warm_hits"] == 1
+                assert isinstance(await run.receive(), TextDelta)
+                await trio.testing.wait_all_tasks_blocked()
+                assert pool.stats()["warm"] == pool.stats()["spawning"] == 0
+                await run.receive()  # the surface sent the first one on and asks for more
+                while pool.stats()["warm"] < 1:
+                    await trio.sleep(0.01)
+                await read_all(run)

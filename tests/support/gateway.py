@@ -108,9 +108,11 @@ def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05)
 
 
 @contextmanager
-def running_gateway(env: Mapping[str, str], *args: str, timeout: float = 20.0) -> Iterator[Gateway]:
+def running_gateway(env: Mapping[str, str], *args: str, timeout: float = 20.0,
+                    module: str = "ccserver") -> Iterator[Gateway]:
+    """``python -m ccserver`` (or ``module``, which serves as it does: bench/phases.py)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccserver", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args],
         env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     log: list[str] = []

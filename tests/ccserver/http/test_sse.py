@@ -80,7 +80,9 @@ async def test_a_failure_after_a_silence_past_the_keepalive_keeps_its_status(
 async def test_first_content_within_the_hold_commits_the_stream_at_once(
         autojump_clock: trio.abc.Clock) -> None:
     sent = await stream([(HOLD - 1, TextDelta("hi")), (0, FINISHED)])
-    assert sent == [(HOLD - 1, "status 200"), (HOLD - 1, "start"), (HOLD - 1, "TextDelta"),
+    # The opening and the first content in one write: the client's first token is one
+    # packet away, not two.
+    assert sent == [(HOLD - 1, "status 200"), (HOLD - 1, "startTextDelta"),
                     (HOLD - 1, "TurnFinished")]
 
 
@@ -100,7 +102,7 @@ async def test_after_the_first_content_silence_gets_keepalives(
     sent = await stream([(1, TextDelta("a")), (2.5 * KEEPALIVE, TextDelta("b")),
                          (KEEPALIVE - 1, FINISHED)])
     t = 1 + 2.5 * KEEPALIVE
-    assert sent == [(1, "status 200"), (1, "start"), (1, "TextDelta"),
+    assert sent == [(1, "status 200"), (1, "startTextDelta"),
                     (1 + KEEPALIVE, "keepalive"), (1 + 2 * KEEPALIVE, "keepalive"),
                     (t, "TextDelta"), (t + KEEPALIVE - 1, "TurnFinished")]
 
