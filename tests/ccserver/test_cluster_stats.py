@@ -4,8 +4,6 @@ them up, a gateway that stops drops out, and /stats answers while Redis is down.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +16,8 @@ from ccserver.cluster.link import RedisLink
 from ccserver.cluster.stats import ClusterStats, add_up
 from ccserver.errors import StoreUnavailable
 from tests.support.asgi_client import lifespan, request
-from tests.support.redis import running_redis
+from tests.support.redis import open_link, running_redis
 from tests.support.settings import SettingsFactory
-
-
-@asynccontextmanager
-async def open_link(url: str, timeout: float = 2) -> AsyncIterator[RedisLink]:
-    link = RedisLink(url, timeout=timeout)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        yield link
-        nursery.cancel_scope.cancel()
 
 
 def figures(requests: int, live: int, cost: float) -> dict[str, Any]:

@@ -4,8 +4,6 @@ failed request when Redis is down; then a hit across two gateways through the AS
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +17,13 @@ from ccserver.cluster.link import RedisLink
 from ccserver.core.cache import ResponseCache
 from ccserver.settings.sections import CacheSettings
 from tests.support.asgi_client import lifespan, request
-from tests.support.redis import running_redis
+from tests.support.redis import open_link, running_redis
 from tests.support.replay import ReplayCLI
 from tests.support.settings import settings_under
 
 ENTRY = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
          "choices": [{"index": 0, "message": {"role": "assistant", "content": "héllo"}}]}
 
-
-@asynccontextmanager
-async def open_link(url: str, timeout: float = 2) -> AsyncIterator[RedisLink]:
-    link = RedisLink(url, timeout=timeout)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        yield link
-        nursery.cancel_scope.cancel()
 
 
 def shared(link: RedisLink, **settings: Any) -> ResponseCache:

@@ -25,14 +25,12 @@ from ccserver.conversations.store import Conversation, StoredMessage
 from ccserver.conversations.transcripts import TranscriptShare
 from ccserver.errors import ConversationBusy
 from ccserver.settings.sections import ConversationSettings
-from tests.support.redis import running_redis
+from tests.support.redis import open_link, running_redis
 
 
 @asynccontextmanager
 async def linked(url: str) -> AsyncIterator[tuple[RedisLink, trio.Nursery]]:
-    link = RedisLink(url, timeout=2)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
+    async with open_link(url) as link, trio.open_nursery() as nursery:
         yield link, nursery
         nursery.cancel_scope.cancel()
 

@@ -5,7 +5,6 @@ retried writes, scripts after a restart, the layout version, prefixes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,12 @@ import pytest
 import redis
 import trio
 
-from ccserver.cluster.link import RedisLink
 from ccserver.conversations import redis_scripts as lua
 from ccserver.conversations.redis_store import REDIS_SCHEMA_VERSION, RedisStore
 from ccserver.conversations.sqlite import SQLiteStore
 from ccserver.conversations.store import Conversation, ConversationStore, StoredMessage
 from ccserver.errors import StoreUnavailable
-from tests.support.redis import running_redis
-
-
-@asynccontextmanager
-async def open_link(url: str, *, timeout: float = 2) -> AsyncIterator[RedisLink]:
-    link = RedisLink(url, timeout=timeout)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        yield link
-        nursery.cancel_scope.cancel()
+from tests.support.redis import open_link, running_redis
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -12,11 +12,15 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-__all__ = ["RedisServer", "free_port", "running_redis"]
+import trio
+
+from ccserver.cluster.link import RedisLink
+
+__all__ = ["RedisServer", "free_port", "open_link", "running_redis"]
 
 
 def free_port() -> int:
@@ -78,3 +82,13 @@ def running_redis(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@asynccontextmanager
+async def open_link(url: str, *, timeout: float = 2) -> AsyncIterator[RedisLink]:
+    """A running `RedisLink` to ``url`` for the block (its loop task in a nursery)."""
+    link = RedisLink(url, timeout=timeout)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        yield link
+        nursery.cancel_scope.cancel()
