@@ -119,8 +119,10 @@ class Conversations:
             digest = fingerprint(system, turns[:start])
             found = self.records.live(await self.records.store.find(digest))
             if found is not None:
-                async with self._holding(found.id):
-                    current = await self.records.store.get(found.id)
+                read = self.records.store.counted_read(found.id)
+                async with self._holding(found.id, read):
+                    current = (read.value[0] if read is not None and read.value is not None
+                               else await self.records.store.get(found.id))
                     if current is not None and current.fingerprint == digest:
                         self.records.counters["matched"] += 1
                         return self._make_ticket(current, turns[start:])
