@@ -10,6 +10,8 @@ which conversation a request continues and locks it for the turn. What it keeps:
   with 429 or 503, cancelled by its client, its CLI failed) removes them all again
   (`remove`): a refused request must not leave a conversation that lists for a day.
 * A failed later turn is rolled back in the transcript; the conversation stays.
+* With a shared store, a conversation whose last turn another gateway ran gets that
+  gateway's session here first (`bring`, transcripts.py).
 
 The caller stops the turn's CLI process before `settle`: the files of a live process are
 never cut or removed.
@@ -22,46 +24,23 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import attrs
 import trio
-from cachetools import LRUCache
 
-from ccproto import Fingerprint, HistoryMessage, SessionPlan, ToolCall, tool_calls_part
+from ccproto import Fingerprint, HistoryMessage, ToolCall, tool_calls_part
 
 from ..errors import ConversationNotFound
 from ..settings.sections import ConversationSettings
+from .recall import Recall
 from .sessions import SessionFiles
 from .store import Conversation, ConversationStore, CountedRead, StoredMessage
+from .ticket import Identity, Ticket
 from .transcripts import TranscriptShare
 
-__all__ = ["Identity", "Records", "Ticket"]
+__all__ = ["Records"]
 
 log = logging.getLogger("ccserver.conversations")
-
-
-class Identity(NamedTuple):
-    """Who a new conversation is, chosen before it exists (a warm process is started as it)."""
-
-    conversation_id: str
-    session_id: str
-    cwd: str
-    #: ``cwd`` is its own (``isolate_workspaces``), not shared: removable if it never comes.
-    own_cwd: bool = False
-
-
-@attrs.define(kw_only=True)
-class Ticket:
-    """One turn of one conversation, held under that conversation's lock."""
-
-    conversation: Conversation
-    session: SessionPlan
-    #: The request's messages the conversation does not hold yet (its new user turn).
-    new_turns: tuple[HistoryMessage, ...]
-    completed: bool = False
-    #: The conversation was made for this turn: unless the turn completes, it goes.
-    new_conversation: bool = False
 
 
 class Records:
@@ -77,15 +56,9 @@ class Records:
         self.cli_version = cli_version
         self.clock = clock
         self.counters = {"created": 0, "resumed": 0, "matched": 0, "seeded": 0, "expired": 0}
-        #: Conversation id -> (updated_at, fingerprint state) after the last turn recorded
-        #: here: the next turn's fingerprint without reading the whole history. Bounded:
-        #: a conversation pushed out is read once more.
-        self._digests: LRUCache[str, tuple[float, Fingerprint]] = LRUCache(maxsize=8192)
         #: Sessions shared with other gateways, when the store is shared (gateway.py).
         self.share: TranscriptShare | None = None
-        #: Conversations as this process left them, by id: their working directory exists
-        #: and their transcript holds no prompt past their completed turns (the count).
-        self._clean: dict[str, int] = {}
+        self.recall = Recall()
 
     def live(self, c: Conversation | None) -> Conversation | None:
         """``c`` unless it is missing or idle past the timeout (expired counts as gone)."""
@@ -131,7 +104,7 @@ class Records:
         self.counters["created"] += 1
         if identity is not None:
             # A warm process started as it runs in its directory and was sent nothing yet.
-            self._clean[conversation.id] = 0
+            self.recall.left_clean(conversation.id, 0)
         return conversation
 
     async def ready(self, c: Conversation) -> None:
@@ -139,12 +112,11 @@ class Records:
         directory exists, and the transcript holds its completed turns only (a server
         killed mid-turn may have left half a turn behind, `SessionFiles.roll_back`).
 
-        Both are known, with no disk to read, for a conversation this process created for
-        a warm process or left after a turn that completed or was rolled back; not after a
-        restart (memory is empty then), nor while a turn runs, nor after one whose roll-back
+        Both are known, with no disk to read, for a conversation this process left clean
+        (`Recall`): not after a restart, nor while a turn runs, nor after a roll-back that
         failed. Transcripts are written only by this server's CLIs, one turn at a time.
         """
-        if self._clean.pop(c.id, None) == c.turns:
+        if self.recall.take_clean(c):
             return
         await trio.to_thread.run_sync(lambda: Path(c.cwd).mkdir(parents=True, exist_ok=True))
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
@@ -173,7 +145,7 @@ class Records:
         share = self.share
         if share is None or not c.started or share.current(c):
             return c
-        self._clean.pop(c.id, None)  # the file is replaced: `ready` checks it again
+        self.recall.forget(c.id)  # the file is replaced: `ready` checks it again
         if await share.bring(c):
             return c
         earlier = tuple(HistoryMessage(m.role, m.parts) for m in await self.store.messages(c.id))
@@ -202,8 +174,7 @@ class Records:
     def forget(self, conversation_id: str) -> None:
         """What this process remembers of a conversation (another gateway went on with it,
         or removed it): its next turn here reads everything afresh."""
-        self._clean.pop(conversation_id, None)
-        self._digests.pop(conversation_id, None)
+        self.recall.forget(conversation_id)
         if self.share is not None:
             self.share.drop(conversation_id)
 
@@ -224,14 +195,13 @@ class Records:
         await self.files.roll_back(c.cwd, c.session_id, c.turns)
         if c.started != await self.files.exists(c.cwd, c.session_id):
             await self.store.put(attrs.evolve(c, started=not c.started))
-        self._clean[c.id] = c.turns
+        self.recall.left_clean(c.id, c.turns)
 
     async def _digest(self, c: Conversation) -> Fingerprint:
         """The fingerprint state of ``c``'s stored history: kept from its last turn here,
         or read (the whole history) when this process did not record that turn."""
-        kept = self._digests.get(c.id)
-        if kept is not None and kept[0] == c.updated_at:
-            return kept[1].copy()
+        if (kept := self.recall.digest(c)) is not None:
+            return kept
         digest = Fingerprint(c.system_prompt)
         digest.add(HistoryMessage(m.role, m.parts) for m in await self.store.messages(c.id))
         return digest
@@ -267,9 +237,9 @@ class Records:
                 fingerprint=digest.hexdigest(), started=True,
             )
             await self.store.add_turn(c, self._stored(new))
-            self._digests[c.id] = (c.updated_at, digest)
+            self.recall.keep_digest(c, digest)
             if self.share is not None:
                 self.share.publish(c, mark)
-        self._clean[c.id] = c.turns
+        self.recall.left_clean(c.id, c.turns)
         ticket.conversation, ticket.completed = c, True
         return c

@@ -39,8 +39,9 @@ from ccproto import (
 
 from ..errors import ConversationBusy
 from .locks import ConversationLocks
-from .records import Identity, Records, Ticket
+from .records import Records
 from .store import Conversation, CountedRead
+from .ticket import Identity, Ticket
 
 __all__ = ["Conversations", "starts_afresh"]
 

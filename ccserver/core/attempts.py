@@ -31,7 +31,8 @@ from ccproto import (
     interrupt_line,
 )
 
-from ..conversations.records import Records, Ticket
+from ..conversations.records import Records
+from ..conversations.ticket import Ticket
 from ..pool.lease import Lease
 from ..pool.pooled import PooledProcess, ProcessPlan
 from ..proc.reading import RunLimits, failure_event, read_turn

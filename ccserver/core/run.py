@@ -30,8 +30,8 @@ from ccproto import (
     tool_results,
 )
 
-from ..conversations.records import Identity, Ticket
 from ..conversations.registry import starts_afresh
+from ..conversations.ticket import Identity, Ticket
 from ..pool.lease import Lease
 from .attempts import run_attempts
 from .context import TurnServices

@@ -23,7 +23,7 @@ import trio
 import trio.testing
 
 from ccproto import CLIStream, Invocation, PlanOptions, structure_request
-from ccserver.conversations.records import Identity
+from ccserver.conversations.ticket import Identity
 from ccserver.core.context import TurnServices
 from ccserver.core.planning import planner
 from ccserver.errors import Busy
