@@ -131,6 +131,8 @@ class Records:
             c = attrs.evolve(c, started=True)
             self.counters["seeded"] += 1
         await self.store.add_turn(c, self._stored(earlier))
+        if self.share is not None:
+            self.share.rebuilt(c)  # written here just now: nothing to bring
         return c
 
     async def bring(self, c: Conversation) -> Conversation:

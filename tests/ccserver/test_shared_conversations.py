@@ -13,6 +13,7 @@ import attrs
 import pytest
 import trio
 
+from ccproto import HistoryMessage
 from ccserver.cluster.link import RedisLink
 from ccserver.cluster.locks import SharedLocks
 from ccserver.conversations.expiry import Janitor
@@ -264,3 +265,31 @@ async def test_a_conversation_is_read_in_the_same_round_trip_as_its_lock_is_take
         assert await a.acquire(c.id, 0, again) and again.value is None
         assert await store.get_counted(c.id) == (c, 1)
         assert SQLiteStore(tmp_path / "x.sqlite3").counted_read(c.id) is None
+
+
+async def test_a_new_conversation_seeded_here_is_not_brought_from_the_store(
+        redis_url: str, tmp_path: Path) -> None:
+    """A stateless client's history, seeded as a transcript on this gateway, is this
+    gateway's current copy: no download, no rebuild, no process stopped."""
+    async with linked(redis_url) as (link, _):
+        store = RedisStore(link)
+        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "a")})
+        locks = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
+        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
+                          cli_version=lambda: "2.1.197")
+        stopped: list[str] = []
+
+        async def on_stale(conversation_id: str) -> None:
+            stopped.append(conversation_id)
+
+        records.share = TranscriptShare(link, files, locks, gateway_id="gw_a",
+                                        keep_seconds=60, on_stale=on_stale)
+        c = await records.create(model=None, system_prompt=None, metadata={})
+        seeded = await records.seed_earlier(c, (
+            HistoryMessage("user", (("text", "My name is Bob."),)),
+            HistoryMessage("assistant", (("text", "Hi Bob."),))), "sonnet")
+        assert seeded.started
+        written = files.transcript(seeded.cwd, seeded.session_id).read_bytes()
+        assert await records.bring(seeded) is seeded
+        assert stopped == [] and records.counters["seeded"] == 1
+        assert files.transcript(seeded.cwd, seeded.session_id).read_bytes() == written
