@@ -5,7 +5,8 @@ one's; and transcripts that travel with their conversation."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ccserver.conversations.records import Records
 from ccserver.conversations.redis_store import RedisStore
 from ccserver.conversations.sessions import SessionFiles
 from ccserver.conversations.sqlite import SQLiteStore
-from ccserver.conversations.store import Conversation, StoredMessage
+from ccserver.conversations.store import Conversation, ConversationStore, StoredMessage
 from ccserver.conversations.transcripts import TranscriptShare
 from ccserver.errors import ConversationBusy
 from ccserver.settings.sections import ConversationSettings
@@ -168,6 +169,26 @@ async def test_a_lock_let_go_while_redis_was_away_is_given_back_when_it_returns(
                 assert await b.acquire("conv_1", 20)
 
 
+class Gateway:
+    """One gateway's conversation records on a shared Redis, as gateway.py wires them;
+    ``stopped`` lists the conversations whose process it was told to stop."""
+
+    def __init__(self, link: RedisLink, store: ConversationStore, tmp_path: Path, name: str,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        self.files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / name)})
+        self.locks = ConversationLocks(SharedLocks(link, f"gw_{name}", ttl=30))
+        self.records = Records(store, self.files, ConversationSettings(),
+                               workspace=tmp_path / "ws", cli_version=lambda: "2.1.197",
+                               clock=clock)
+        self.stopped: list[str] = []
+        self.records.share = TranscriptShare(link, self.files, self.locks,
+                                             gateway_id=f"gw_{name}", keep_seconds=60,
+                                             on_stale=self.stop)
+
+    async def stop(self, conversation_id: str) -> None:
+        self.stopped.append(conversation_id)
+
+
 async def test_a_turn_whose_transcript_was_never_shared_is_rebuilt_from_its_messages(
         redis_url: str, tmp_path: Path) -> None:
     """The gateway that ran the last turn died before its upload: the next gateway writes
@@ -176,17 +197,9 @@ async def test_a_turn_whose_transcript_was_never_shared_is_rebuilt_from_its_mess
     async with linked(redis_url) as (link, _):
         store = SQLiteStore(tmp_path / "db.sqlite3")
         await store.open()
-        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "b")})
-        locks = ConversationLocks(SharedLocks(link, "gw_b", ttl=30))
-        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
-                          cli_version=lambda: "2.1.197")
-        gone: list[str] = []
-
-        async def on_stale(conversation_id: str) -> None:
-            gone.append(conversation_id)
-
-        records.share = TranscriptShare(link, files, locks, gateway_id="gw_b",
-                                        keep_seconds=60, on_stale=on_stale)
+        b = Gateway(link, store, tmp_path, "b")
+        records, files, gone = b.records, b.files, b.stopped
+        assert records.share is not None
         c = conversation(tmp_path, updated_at=10.5)
         await store.add_turn(c, [StoredMessage(role="user", parts=(("text", "My name is Bob."),),
                                                created_at=1.0),
@@ -216,18 +229,10 @@ async def test_copies_of_conversations_that_went_on_elsewhere_are_let_go(
     async with linked(redis_url) as (link, _):
         store = RedisStore(link)
         await store.open()
-        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "a")})
-        locks = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
-        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
-                          cli_version=lambda: "2.1.197", clock=lambda: 20.0)
-        stopped: list[str] = []
-
-        async def on_remove(conversation_id: str) -> None:
-            stopped.append(conversation_id)
-
-        records.share = TranscriptShare(link, files, locks, gateway_id="gw_a",
-                                        keep_seconds=60, on_stale=on_remove)
-        janitor = Janitor(records, locks, on_remove=on_remove)
+        a = Gateway(link, store, tmp_path, "a", clock=lambda: 20.0)
+        records, files, stopped = a.records, a.files, a.stopped
+        assert records.share is not None
+        janitor = Janitor(records, a.locks, on_remove=a.stop)
         kept, moved, removed = (attrs.evolve(conversation(tmp_path, 10.0), id=f"conv_{n}",
                                              session_id=f"{n}1111111-2222-3333-4444-555555555555")
                                 for n in (1, 2, 3))
@@ -272,18 +277,8 @@ async def test_a_new_conversation_seeded_here_is_not_brought_from_the_store(
     """A stateless client's history, seeded as a transcript on this gateway, is this
     gateway's current copy: no download, no rebuild, no process stopped."""
     async with linked(redis_url) as (link, _):
-        store = RedisStore(link)
-        files = SessionFiles({"CLAUDE_CONFIG_DIR": str(tmp_path / "a")})
-        locks = ConversationLocks(SharedLocks(link, "gw_a", ttl=30))
-        records = Records(store, files, ConversationSettings(), workspace=tmp_path / "ws",
-                          cli_version=lambda: "2.1.197")
-        stopped: list[str] = []
-
-        async def on_stale(conversation_id: str) -> None:
-            stopped.append(conversation_id)
-
-        records.share = TranscriptShare(link, files, locks, gateway_id="gw_a",
-                                        keep_seconds=60, on_stale=on_stale)
+        a = Gateway(link, RedisStore(link), tmp_path, "a")
+        records, files, stopped = a.records, a.files, a.stopped
         c = await records.create(model=None, system_prompt=None, metadata={})
         seeded = await records.seed_earlier(c, (
             HistoryMessage("user", (("text", "My name is Bob."),)),
