@@ -18,8 +18,8 @@ long each waited for the other gateway to give the conversation's lock back is t
 Redis's keyspace notifications; the gateways' and redis-server's CPU from /proc.
 
 Part 2, in process, the store's own cost per turn: the turn's bookkeeping as the gateway
-runs it (`Conversations.claim_turn` around `Records.complete`: get, lock, get,
-message_count, bring, messages, add_turn, release), each store method, lock and the
+runs it (`Conversations.claim_turn` around `Records.complete`: the lock taken with the
+record and its message count, bring, add_turn, release), each store method, lock and the
 transcript's download and write timed, on the same ``redis-server`` and on a SQLite file
 (WAL, synchronous=FULL) in the same temporary directory. The CLI's part is played by
 appending one turn of a real transcript from part 1 to the session file (not timed). Modes
@@ -719,7 +719,7 @@ def report(conversations: int, turns: int, loads: dict[str, Load],
 
 
 #: The store calls of a later turn, in order (store.get twice: before and under the lock).
-_CALLS = ("store.get", "store.message_count", "store.messages", "store.add_turn")
+_CALLS = ("store.get_counted", "store.messages", "store.add_turn")
 
 
 def _per_turn(part: str) -> int:

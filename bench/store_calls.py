@@ -70,7 +70,7 @@ async def measure(store: ConversationStore, calls: int) -> dict[str, list[float]
         await timed("page (20)", lambda: store.page(limit=20, after="conv_000150"))
         await timed("expired (none)", store.expired, 1.0)
         await timed("messages (10)", store.messages, "conv_000042")
-        await timed("message_count", store.message_count, "conv_000042")
+        await timed("get_counted", store.get_counted, "conv_000042")
         await timed("add_turn (new, 2 msgs)", store.add_turn, new, turn(n))
         await timed("add_turn (next, 2 msgs)", store.add_turn, attrs.evolve(new, turns=2),
                     turn(n))

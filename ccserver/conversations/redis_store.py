@@ -157,21 +157,18 @@ class RedisStore:
                                      created_at=at))
         return out
 
-    async def message_count(self, conversation_id: str) -> int:
-        count: int = await self.link.call(lambda r: r.llen(self._key("m:", conversation_id)))
-        return count
-
     async def get_counted(self, conversation_id: str) -> tuple[Conversation | None, int]:
-        """`get` and `message_count` pipelined: one round trip."""
+        """The conversation and how many messages it holds, pipelined: one round trip."""
+        read = self.counted_read(conversation_id)
 
-        async def read(r: Redis) -> list[Any]:
+        async def run(r: Redis) -> list[Any]:
             pipe = r.pipeline(transaction=False)
-            pipe.hget(self._key("c:", conversation_id), "v")
-            pipe.llen(self._key("m:", conversation_id))
+            read.queue(pipe)
             return await pipe.execute()
 
-        raw, count = await self.link.call(read)
-        return (None if raw is None else _conversation(raw)), int(count)
+        read.answered(await self.link.call(run))
+        assert read.value is not None
+        return read.value
 
     def counted_read(self, conversation_id: str) -> _CountedRead:
         return _CountedRead(self._key("c:", conversation_id), self._key("m:", conversation_id))

@@ -151,15 +151,9 @@ class SQLiteStore:
         return [StoredMessage(role=role, parts=tuple(tuple(p) for p in json.loads(parts)),
                               created_at=at) for role, parts, at in rows]
 
-    async def message_count(self, conversation_id: str) -> int:
-        rows = await self._run(
-            self._execute, "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
-            conversation_id)
-        count: int = rows[0][0]
-        return count
-
     async def get_counted(self, conversation_id: str) -> tuple[Conversation | None, int]:
-        """`get` and `message_count` in one trip to the worker thread."""
+        """The conversation and how many messages it holds, in one trip to the worker
+        thread."""
 
         def read() -> tuple[list[Any], int]:
             rows = self._execute(f"{_SELECT} WHERE id = ?", conversation_id)
