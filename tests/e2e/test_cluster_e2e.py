@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.e2e import client, directive, gateway_env, upstream_turns
+from tests.support.e2e import WEATHER, client, directive, gateway_env, upstream_turns
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
 from tests.support.redis import RedisServer, free_port, running_redis
@@ -210,12 +210,6 @@ def test_a_gateway_stopped_right_after_a_turn_still_shares_it(
     assert say(b, "drain: two " + directive(text="two"), conv)[1] == "two"
     assert httpx.get(f"{b.base_url}/stats").json()["transcripts"]["downloaded"] == before + 1
     assert upstream_turns(fake, "drain: two")[1] == ("assistant", "one")
-
-
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
 
 
 def test_a_tool_call_made_on_one_gateway_is_answered_on_the_other(

@@ -12,14 +12,10 @@ import httpx
 import openai
 import pytest
 
-from tests.support.e2e import client, directive, gateway_env
+from tests.support.e2e import WEATHER, client, directive, gateway_env
 from tests.support.fakeapi import FakeAPI, running_fakeapi
 from tests.support.gateway import Gateway, running_gateway, wait_until
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
 TIME = {"type": "function", "function": {
     "name": "get_time", "description": "The time in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -11,7 +11,13 @@ import openai
 from tests.support.fakeapi import FakeAPI, cli_env
 from tests.support.gateway import Gateway
 
-__all__ = ["client", "directive", "gateway_env", "upstream_turns"]
+__all__ = ["WEATHER", "client", "directive", "gateway_env", "upstream_turns"]
+
+#: A client function tool (Chat Completions form) the fake upstream can be scripted to call.
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
 
 
 def gateway_env(fake: FakeAPI, tmp: Path, **settings: str) -> dict[str, str]:
